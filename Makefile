@@ -1,0 +1,30 @@
+# One-command set-up: each target builds the virtual environment from nothing when needed.
+PYTHON ?= python3.11
+VENV   := .venv
+PY     := $(VENV)/bin/python
+DEMO   ?= demo_out
+
+.PHONY: demo test lint bench clean venv
+
+venv: $(VENV)/.installed
+
+# torch is installed first and pinned: an unpinned torch would pull a CUDA build of several GB.
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[dev]' torch==2.13.0
+	touch $@
+
+demo: venv
+	$(VENV)/bin/codecnn demo -o $(DEMO)
+
+test: venv
+	$(VENV)/bin/ruff check .
+	$(PY) -m pytest -q
+
+lint: venv
+	$(VENV)/bin/ruff check .
+
+clean:
+	rm -rf $(VENV) $(DEMO) build *.egg-info

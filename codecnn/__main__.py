@@ -1,0 +1,3 @@
+from codecnn.cli import main
+
+main()
