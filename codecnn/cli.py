@@ -86,7 +86,7 @@ def encode(input, more_qps, qp, config, frames, preset, codec, size, bit_depth, 
     from codecnn.io.yuv import parse_size
 
     seqs = encode_sequence(
-        input, _qps(qp, more_qps), config, out_dir, frames, codec=codec, preset=preset,
+        input, _qps(qp, more_qps), config, frames, out_dir, codec=codec, preset=preset,
         size=parse_size(size) if size else None, bit_depth=bit_depth, chroma=chroma,
         fps=fps, crop=parse_size(crop) if crop else None,
         scale=parse_size(scale) if scale else None, name=name, intra_period=intra_period,

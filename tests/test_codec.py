@@ -25,14 +25,14 @@ CARPHONE = find_sample("carphone_pristine")[2]
 @pytest.fixture(scope="module")
 def ai(tmp_path_factory):
     out = tmp_path_factory.mktemp("ai")
-    return encode_sequence(CARPHONE, [22, 32, 37], "ai", out, frames=3, preset="faster", jobs=2,
+    return encode_sequence(CARPHONE, [22, 32, 37], "ai", 3, out, preset="faster", jobs=2,
                            progress=False)
 
 
 @pytest.fixture(scope="module")
 def ra(tmp_path_factory):
     out = tmp_path_factory.mktemp("ra")
-    return encode_sequence(CARPHONE, [27], "ra", out, frames=9, preset="faster",
+    return encode_sequence(CARPHONE, [27], "ra", 9, out, preset="faster",
                            progress=False)[0]
 
 
@@ -137,7 +137,7 @@ def test_rec_equals_independent_ffmpeg_decode(ai, ra):
 
 
 def test_size_not_multiple_of_8_is_padded_with_conformance_window(tmp_path):
-    seq, = encode_sequence(CARPHONE, [32], "ai", tmp_path, frames=2, preset="faster",
+    seq, = encode_sequence(CARPHONE, [32], "ai", 2, tmp_path, preset="faster",
                            crop=(100, 70), progress=False)
     assert (seq.width, seq.height) == (100, 70)
     assert len(open_yuv(seq.reconstruction, fmt_of(seq))) == 2
@@ -151,12 +151,14 @@ def test_size_not_multiple_of_8_is_padded_with_conformance_window(tmp_path):
 def test_odd_size_is_refused_with_a_crop_hint(tmp_path):
     chelsea = find_sample("chelsea")[2]  # a 451x300 image
     with pytest.raises(CodecError, match=r"chelsea.png: 451x300 has an odd width.*--crop 450x300"):
-        encode_sequence(chelsea, [32], "ai", tmp_path, preset="faster", progress=False)
+        encode_sequence(chelsea, [32], "ai", None, tmp_path, preset="faster",
+                        progress=False)
     raw = tmp_path / "odd_35x19_8bit.yuv"
     raw.write_bytes(bytes(YuvFormat(35, 19).frame_bytes))
     with pytest.raises(CodecError, match=r"odd_35x19_8bit.yuv: 35x19 has an odd width"):
-        encode_sequence(raw, [32], "ai", tmp_path, preset="faster", progress=False)
-    seq, = encode_sequence(chelsea, [37], "ai", tmp_path, preset="faster", crop=(450, 300),
+        encode_sequence(raw, [32], "ai", None, tmp_path, preset="faster",
+                        progress=False)
+    seq, = encode_sequence(chelsea, [37], "ai", None, tmp_path, preset="faster", crop=(450, 300),
                            progress=False)
     assert (seq.width, seq.height, seq.frames) == (450, 300, 1)
 
@@ -171,7 +173,7 @@ def test_raw_8bit_and_gray_input_become_exact_10bit_originals(tmp_path):
         with YuvWriter(src, fmt) as w:
             for f in frames:
                 w.write(f)
-        seq, = encode_sequence(src, [37], "ai", tmp_path / "out", preset="faster",
+        seq, = encode_sequence(src, [37], "ai", None, tmp_path / "out", preset="faster",
                                progress=False)
         orig = open_yuv(seq.original, fmt_of(seq))
         assert seq.frames == 2 and seq.fps == 30.0
@@ -186,12 +188,12 @@ def test_raw_8bit_and_gray_input_become_exact_10bit_originals(tmp_path):
 
 def test_existing_outputs_need_overwrite(tmp_path):
     kw = dict(frames=1, preset="faster", progress=False, crop=(64, 64))
-    encode_sequence(CARPHONE, [37], "ai", tmp_path, **kw)
+    encode_sequence(CARPHONE, [37], "ai", out_dir=tmp_path, **kw)
     with pytest.raises(CodecError, match="exists; pass --overwrite"):
-        encode_sequence(CARPHONE, [37], "ai", tmp_path, **kw)
+        encode_sequence(CARPHONE, [37], "ai", out_dir=tmp_path, **kw)
     # another QP into the same source directory reuses the identical original
-    encode_sequence(CARPHONE, [32], "ai", tmp_path, **kw)
+    encode_sequence(CARPHONE, [32], "ai", out_dir=tmp_path, **kw)
     with pytest.raises(CodecError, match="different content"):
-        encode_sequence(CARPHONE, [27], "ai", tmp_path, **{**kw, "frames": 2})
-    seq, = encode_sequence(CARPHONE, [37], "ai", tmp_path, overwrite=True, **kw)
+        encode_sequence(CARPHONE, [27], "ai", out_dir=tmp_path, **{**kw, "frames": 2})
+    seq, = encode_sequence(CARPHONE, [37], "ai", out_dir=tmp_path, overwrite=True, **kw)
     assert seq.frames == 1

@@ -26,6 +26,8 @@ class CodecSpec:
 
     encoder_options(qp, config, preset, intra_period) -> FFmpeg options after `-c:v ENCODER`.
     pictures(trace_headers_text, bitstream_bytes) -> PictureInfo per picture, output order.
+    To add HEVC: codecnn/codec/hevc.py with x265 options and an HEVC header reader, then
+    CODECS["hevc"] = CodecSpec("hevc", "libx265", "hevc", "hevc", "bitstream.265", ...).
     """
 
     name: str
@@ -38,6 +40,8 @@ class CodecSpec:
     pictures: Callable[[str, bytes], list[PictureInfo]]
     version_pattern: str | None = None  # regex, group 1 = encoder version in FFmpeg's log
     max_qp: int = 63
+    # trace text -> (coded width, coded height, conformance window l/r/t/b), or None
+    coded_size: Callable[[str], tuple[int, int, tuple[int, int, int, int]]] | None = None
 
 
 CODECS: dict[str, CodecSpec] = {
@@ -45,6 +49,7 @@ CODECS: dict[str, CodecSpec] = {
         name="vvc", encoder="libvvenc", decoder="vvc", muxer="vvc",
         bitstream_name="bitstream.266", presets=vvc.PRESETS,
         encoder_options=vvc.vvenc_options, pictures=headers.picture_infos,
+        coded_size=headers.coded_size,
     ),
 }
 

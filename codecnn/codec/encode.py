@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from codecnn import __version__
-from codecnn.codec import headers
 from codecnn.codec.codecs import (
     CodecSpec,
     decode_command,
@@ -247,8 +246,8 @@ def encode_qp(ff: FFmpeg, codec: CodecSpec, original: Original, source: str, qp:
                           "options": codec.encoder_options(qp, config, preset, intra_period),
                           "intra_period": 1 if config == "ai" else intra_period,
                           "fps": original.fps}
-        if codec.name == "vvc":
-            cw, ch, win = headers.coded_size(text)
+        if codec.coded_size is not None:
+            cw, ch, win = codec.coded_size(text)
             settings.update(coded_width=cw, coded_height=ch, conformance_window=list(win))
         os.replace(bs_tmp, bs)
         os.replace(rec_tmp, rec)
@@ -280,8 +279,8 @@ def encode_sequence(
     input_path: str | os.PathLike,
     qps: Sequence[int],
     config: str,
+    frames: int | None,
     out_dir: str | os.PathLike,
-    frames: int | None = None,
     *,
     codec: str = "vvc",
     preset: str = "medium",
@@ -304,7 +303,8 @@ def encode_sequence(
         input_path: a raw .yuv (format from size/bit_depth/chroma or its name) or any file
             FFmpeg reads (video or image).
         qps: nominal QPs, each in 0..63. config: "ai" (All Intra) or "ra" (Random Access).
-        frames: at most this many frames (default: all).
+        frames: at most this many frames (None: all).
+        out_dir: DIR of the layout in the module docstring.
         crop/scale: (W, H); scale first, then a top-left crop.
         name: the source's directory name (default: the input's stem).
         overwrite: replace existing per-QP outputs (otherwise they are an error).

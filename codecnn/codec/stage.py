@@ -57,7 +57,7 @@ def run_encode_stage(out_dir: str | os.PathLike, frames: int = 8, qps=DEMO_QPS,
     manifests, rows = [], []
     for sample, scale, name in DEMO_SOURCES:
         _, _, path = find_sample(sample)
-        seqs = encode_sequence(path, qps, config, coded, frames, preset=preset, scale=scale,
+        seqs = encode_sequence(path, qps, config, frames, coded, preset=preset, scale=scale,
                                name=name, jobs=jobs, ffmpeg=ffmpeg, overwrite=True)
         for s in seqs:
             manifests.append(coded / name / f"qp{s.qp}" / "manifest.json")
