@@ -12,7 +12,7 @@ import pytest
 from codecnn.codec.codecs import trace_command
 from codecnn.codec.encode import encode_sequence, summarize
 from codecnn.codec.ffmpeg import find_ffmpeg, run
-from codecnn.codec.headers import access_unit_sizes, coded_size, parse_trace
+from codecnn.codec.headers import access_unit_sizes, coded_size, parse_trace, picture_infos
 from codecnn.codec.manifest import load_manifest
 from codecnn.codec.samples import find_sample
 from codecnn.errors import CodecError
@@ -197,3 +197,19 @@ def test_existing_outputs_need_overwrite(tmp_path):
         encode_sequence(CARPHONE, [27], "ai", out_dir=tmp_path, **{**kw, "frames": 2})
     seq, = encode_sequence(CARPHONE, [37], "ai", out_dir=tmp_path, overwrite=True, **kw)
     assert seq.frames == 1
+
+
+def test_vvenc_defaults_would_shift_the_slice_qp(ai):
+    """Why the fixed-QP options matter: with VVenC's defaults (QPA on) the headers show
+    slice QPs away from the nominal QP and CU QP deltas switched on."""
+    ff = find_ffmpeg()
+    seq = ai[1]
+    bs = Path(seq.bitstream).with_name("defaults.266")
+    run([ff.path, "-hide_banner", "-nostdin", "-y", "-f", "rawvideo", "-pix_fmt", "yuv420p10le",
+         "-video_size", "176x144", "-i", seq.original, "-c:v", "libvvenc", "-preset", "faster",
+         "-qp", str(seq.qp), "-vvenc-params", "IntraPeriod=1", "-f", "vvc", str(bs)], "encode")
+    text = run(trace_command(ff.path, _vvc(), bs), "trace").stderr.decode()
+    qps = [p.slice_qp for p in picture_infos(text, bs.read_bytes())]
+    assert len(qps) == 3 and any(q != seq.qp for q in qps)
+    assert "pps_cu_qp_delta_enabled_flag                                1 = 1" in text
+    bs.unlink()

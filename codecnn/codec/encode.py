@@ -172,8 +172,9 @@ def prepare_original(input_path: str | os.PathLike, dst: str | os.PathLike, ff: 
     _check_even(path, w, h)
     fmt10 = YuvFormat(w, h, ORIGINAL_FORMAT_BITS, "420")
     cmd = [ff.path, "-hide_banner", "-nostdin", "-y", *in_args,
-           *(["-frames:v", str(frames)] if frames else []), *vf, "-pix_fmt", fmt10.pix_fmt,
-           "-f", "rawvideo"]
+           *(["-frames:v", str(frames)] if frames else []), *vf,
+           "-fps_mode", "passthrough",  # every decoded frame once: no rate-driven dup/drop
+           "-pix_fmt", fmt10.pix_fmt, "-f", "rawvideo"]
     commands["convert"] = cmd + [str(dst)]
     try:
         run(cmd + [str(tmp)], f"{path}: converting to 10-bit 4:2:0")

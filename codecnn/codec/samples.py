@@ -131,8 +131,8 @@ def export_sample(name: str, out_dir: str | os.PathLike, frames: int | None = No
         raise CodecError(f"{dst} exists; pass --overwrite to write it again")
     tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
     cmd = [ff.path, "-hide_banner", "-nostdin", "-y", "-i", str(path),
-           *(["-frames:v", str(frames)] if frames else []), "-pix_fmt", fmt.pix_fmt,
-           "-f", "rawvideo", str(tmp)]
+           *(["-frames:v", str(frames)] if frames else []), "-fps_mode", "passthrough",
+           "-pix_fmt", fmt.pix_fmt, "-f", "rawvideo", str(tmp)]
     try:
         run(cmd, f"{path}: exporting")
         fmt.num_frames(tmp.stat().st_size, tmp)
