@@ -75,7 +75,11 @@ def _fps_text(fps: float | str | None, default: str = "30") -> str:
     if fps is None:
         return default
     if isinstance(fps, str):
+        if not re.fullmatch(r"\d+(\.\d+)?(/[1-9]\d*)?", fps) or float(fps.split("/")[0]) <= 0:
+            raise CodecError(f"frame rate must look like 50, 29.97 or 30000/1001, got {fps!r}")
         return fps
+    if fps <= 0:
+        raise CodecError(f"frame rate must be positive, got {fps}")
     return str(int(fps)) if float(fps).is_integer() else f"{fps:.6g}"
 
 
