@@ -98,6 +98,7 @@ def test_bits_per_picture_sum_to_bitstream_and_match_ffmpeg_packets(ai, ra):
 def test_random_access_intra_has_nominal_qp_and_gop_offsets(ra):
     pics = ra.pictures
     assert [p.poc for p in pics] == list(range(9))
+    assert pics[0].slice_type == "I"  # POC 0 is the IDR, as in the JVET CTC
     intra = [p for p in pics if p.slice_type == "I"]
     others = [p for p in pics if p.slice_type != "I"]
     assert intra and others

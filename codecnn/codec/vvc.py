@@ -18,17 +18,21 @@ FIXED_QP_PARAMS = ("IntraQPOffset=0", "GOPQPA=0", "BIM=0")
 def vvenc_params(config: str, intra_period: int | None = None) -> str:
     """The `-vvenc-params` string: fixed-QP settings plus the intra period of `config`.
 
-    ai: IntraPeriod=1 (every picture intra). ra: VVenC's random-access GOP (32 pictures,
-    hierarchical B); IntraPeriod=`intra_period` when given, else VVenC's default of about one
-    second (32 pictures at 30 fps).
+    ai: IntraPeriod=1 (every picture intra). ra: VVenC's random-access GOP (up to 32
+    pictures, hierarchical B) with POC0IDR=1, so that picture 0 is the IDR as in the JVET
+    common test conditions (VVenC otherwise codes the first pictures as leading pictures of
+    an IDR at the end of the first GOP); IntraPeriod=`intra_period` when given, else VVenC's
+    default of about one second (32 pictures at 30 fps).
     """
     if config not in CONFIGS:
         raise ValueError(f"config must be one of {CONFIGS}, got {config!r}")
     params = list(FIXED_QP_PARAMS)
     if config == "ai":
         params.append("IntraPeriod=1")
-    elif intra_period is not None:
-        params.append(f"IntraPeriod={int(intra_period)}")
+    else:
+        params.append("POC0IDR=1")
+        if intra_period is not None:
+            params.append(f"IntraPeriod={int(intra_period)}")
     return ":".join(params)
 
 
