@@ -1,0 +1,89 @@
+"""The codec table and the FFmpeg command lines, built by pure functions.
+
+`CODECS` maps a codec name to a `CodecSpec`: which FFmpeg encoder/decoder/muxer it needs,
+how to turn (QP, config, preset) into encoder options, and how to read per-picture POC,
+slice type, slice QP and bits from its bitstream. Adding a codec is one module with its
+options and header reader, and one entry here.
+
+Every command is a `list[str]` (no shell); `codecnn.codec.ffmpeg.run` executes them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from codecnn.codec import headers, vvc
+from codecnn.codec.manifest import PictureInfo
+from codecnn.errors import CodecError
+from codecnn.io.yuv import YuvFormat
+
+
+@dataclass(frozen=True)
+class CodecSpec:
+    """What encode/decode/header parsing need to know about one codec.
+
+    encoder_options(qp, config, preset, intra_period) -> FFmpeg options after `-c:v ENCODER`.
+    pictures(trace_headers_text, bitstream_bytes) -> PictureInfo per picture, output order.
+    """
+
+    name: str
+    encoder: str
+    decoder: str
+    muxer: str
+    bitstream_name: str
+    presets: tuple[str, ...]
+    encoder_options: Callable[[int, str, str, int | None], list[str]]
+    pictures: Callable[[str, bytes], list[PictureInfo]]
+    version_pattern: str | None = None  # regex, group 1 = encoder version in FFmpeg's log
+    max_qp: int = 63
+
+
+CODECS: dict[str, CodecSpec] = {
+    "vvc": CodecSpec(
+        name="vvc", encoder="libvvenc", decoder="vvc", muxer="vvc",
+        bitstream_name="bitstream.266", presets=vvc.PRESETS,
+        encoder_options=vvc.vvenc_options, pictures=headers.picture_infos,
+    ),
+}
+
+
+def get_codec(name: str) -> CodecSpec:
+    try:
+        return CODECS[name]
+    except KeyError:
+        raise CodecError(f"unknown codec {name!r}; known: {', '.join(CODECS)}") from None
+
+
+def _p(path: str | os.PathLike) -> str:
+    return os.fspath(path)
+
+
+def encode_command(ffmpeg: str, codec: CodecSpec, src: str | os.PathLike, fmt: YuvFormat,
+                   fps: str, out: str | os.PathLike, qp: int, config: str, preset: str,
+                   intra_period: int | None = None, threads: int | None = None) -> list[str]:
+    """Encode a raw YUV file (`fmt`, 10-bit 4:2:0 here) at a fixed QP into an elementary
+    stream. `fps` is FFmpeg's rate syntax ('30000/1001' or '25')."""
+    cmd = [ffmpeg, "-hide_banner", "-nostdin", "-y", "-f", "rawvideo", "-pix_fmt", fmt.pix_fmt,
+           "-video_size", f"{fmt.width}x{fmt.height}", "-framerate", fps, "-i", _p(src),
+           "-c:v", codec.encoder, *codec.encoder_options(qp, config, preset, intra_period)]
+    if threads:
+        cmd += ["-threads", str(int(threads))]
+    return cmd + ["-f", codec.muxer, _p(out)]
+
+
+def decode_command(ffmpeg: str, codec: CodecSpec, bitstream: str | os.PathLike,
+                   out: str | os.PathLike, pix_fmt: str = "yuv420p10le",
+                   threads: int | None = None) -> list[str]:
+    """Decode an elementary stream with the codec's native FFmpeg decoder to raw YUV."""
+    cmd = [ffmpeg, "-hide_banner", "-nostdin", "-y", "-f", codec.muxer, "-c:v", codec.decoder]
+    if threads:
+        cmd += ["-threads", str(int(threads))]
+    return cmd + ["-i", _p(bitstream), "-f", "rawvideo", "-pix_fmt", pix_fmt, _p(out)]
+
+
+def trace_command(ffmpeg: str, codec: CodecSpec, bitstream: str | os.PathLike) -> list[str]:
+    """Print every header syntax element (to stderr) without decoding: trace_headers."""
+    return [ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "info", "-f", codec.muxer,
+            "-i", _p(bitstream), "-c:v", "copy", "-bsf:v", "trace_headers", "-f", "null", "-"]

@@ -1,0 +1,400 @@
+"""`codecnn encode`: one source, several fixed QPs, real bitstreams and reconstructions.
+
+Layout written under `out_dir`:
+
+    <source>/original.yuv                 the original, 10-bit 4:2:0, written once
+    <source>/qp<QP>/bitstream.266         the elementary stream (VVC Annex B)
+    <source>/qp<QP>/rec.yuv               its decode by FFmpeg's native decoder, 10-bit 4:2:0
+    <source>/qp<QP>/manifest.json         CodedSequence: per-picture POC/type/slice QP/bits,
+                                          FFmpeg and encoder versions, the exact commands
+
+Every file is written under a temporary name and renamed when complete. The encoder reads
+`original.yuv` itself, so what is compared later is exactly what was coded.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import sys
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+
+from codecnn import __version__
+from codecnn.codec import headers
+from codecnn.codec.codecs import (
+    CodecSpec,
+    decode_command,
+    encode_command,
+    get_codec,
+    trace_command,
+)
+from codecnn.codec.ffmpeg import FFmpeg, encoder_version, find_ffmpeg, run
+from codecnn.codec.manifest import CodedSequence, save_manifest
+from codecnn.errors import CodecError, DataError, YuvFormatError
+from codecnn.io.yuv import (
+    YuvFormat,
+    YuvWriter,
+    convert_bit_depth,
+    open_yuv,
+    parse_yuv_name,
+    resolve_format,
+)
+
+RAW_SUFFIXES = (".yuv", ".raw")
+ORIGINAL_FORMAT_BITS = 10
+
+
+@dataclass(frozen=True)
+class Original:
+    """The 10-bit 4:2:0 original a source was turned into."""
+
+    path: Path
+    format: YuvFormat
+    frames: int
+    fps: str  # FFmpeg rate syntax, e.g. "30000/1001"
+    commands: dict[str, list[str]]
+
+    @property
+    def fps_value(self) -> float:
+        num, _, den = self.fps.partition("/")
+        return float(num) / float(den or 1)
+
+
+def _tmp(path: Path) -> Path:
+    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+
+
+def _is_raw(path: Path, size: tuple[int, int] | None) -> bool:
+    return path.suffix.lower() in RAW_SUFFIXES or size is not None
+
+
+def _fps_text(fps: float | str | None, default: str = "30") -> str:
+    if fps is None:
+        return default
+    if isinstance(fps, str):
+        return fps
+    return str(int(fps)) if float(fps).is_integer() else f"{fps:.6g}"
+
+
+def _vf(scale: tuple[int, int] | None, crop: tuple[int, int] | None) -> list[str]:
+    filters = []
+    if scale:
+        filters.append(f"scale={scale[0]}:{scale[1]}")
+    if crop:
+        filters.append(f"crop={crop[0]}:{crop[1]}:0:0")
+    return ["-vf", ",".join(filters)] if filters else []
+
+
+def _check_even(path: Path, w: int, h: int) -> None:
+    if w % 2 or h % 2:
+        raise CodecError(
+            f"{path}: {w}x{h} has an odd width or height; VVC codes 4:2:0 in whole chroma "
+            f"samples only: crop it, e.g. --crop {w - w % 2}x{h - h % 2}")
+
+
+def _raw_to_original(path: Path, fmt: YuvFormat, frames: int | None,
+                     crop: tuple[int, int] | None, dst: Path) -> tuple[YuvFormat, int]:
+    """Copy a raw YUV file as 10-bit 4:2:0 (x << 2 for 8 bit, mid-grey chroma for 4:0:0)."""
+    reader = open_yuv(path, fmt)
+    n = len(reader) if frames is None else min(frames, len(reader))
+    w, h = crop if crop else (fmt.width, fmt.height)
+    if w > fmt.width or h > fmt.height:
+        raise YuvFormatError(f"{path}: crop {w}x{h} is larger than {fmt.width}x{fmt.height}")
+    _check_even(path, w, h)
+    out = YuvFormat(w, h, ORIGINAL_FORMAT_BITS, "420")
+    with YuvWriter(dst, out) as wr:
+        for k in range(n):
+            planes = reader.planes(k)
+            y = convert_bit_depth(planes[0][:h, :w], fmt.bit_depth, 10)
+            if fmt.chroma == "400":
+                wr.write_luma(y)
+                continue
+            ch, cw = out.plane_shapes[1]
+            wr.write([y] + [convert_bit_depth(p[:ch, :cw], fmt.bit_depth, 10)
+                            for p in planes[1:]])
+    return out, n
+
+
+def _probe_y4m(ff: str, in_args: list[str], vf: list[str], path: Path) -> tuple[int, int, str]:
+    """(width, height, rate) of what FFmpeg makes of the input, from a 1-frame Y4M header."""
+    cmd = [ff, "-hide_banner", "-nostdin", "-loglevel", "error", *in_args, "-frames:v", "1",
+           *vf, "-pix_fmt", "yuv420p", "-f", "yuv4mpegpipe", "-"]
+    out = run(cmd, f"{path}: FFmpeg cannot read it as a video or image").stdout
+    header = out.split(b"\n", 1)[0].decode("ascii", "replace")
+    w = re.search(r" W(\d+)", header)
+    h = re.search(r" H(\d+)", header)
+    f = re.search(r" F(\d+):(\d+)", header)
+    if not (header.startswith("YUV4MPEG2") and w and h):
+        raise CodecError(f"{path}: FFmpeg found no video frames in it")
+    rate = f"{f.group(1)}/{f.group(2)}" if f and int(f.group(2)) else "25"
+    return int(w.group(1)), int(h.group(1)), rate
+
+
+def prepare_original(input_path: str | os.PathLike, dst: str | os.PathLike, ff: FFmpeg,
+                     frames: int | None = None, size: tuple[int, int] | None = None,
+                     bit_depth: int | None = None, chroma: str | None = None,
+                     fps: float | str | None = None, crop: tuple[int, int] | None = None,
+                     scale: tuple[int, int] | None = None) -> Original:
+    """Turn INPUT into a 10-bit 4:2:0 raw file at `dst` (atomically).
+
+    INPUT is a raw .yuv (format from size/bit_depth/chroma or its name; copied exactly, 8-bit
+    samples shifted left by 2) or anything FFmpeg reads (video, image; converted by FFmpeg).
+    `scale` then `crop` (top-left W×H) are applied; frames is the maximum frame count.
+    """
+    path = Path(input_path)
+    dst = Path(dst)
+    if not path.exists():
+        raise DataError(f"{path}: no such file")
+    if path.is_dir():
+        raise DataError(f"{path}: is a directory, not a video, image or YUV file")
+    if frames is not None and frames < 1:
+        raise CodecError(f"--frames must be at least 1, got {frames}")
+    tmp = _tmp(dst)
+    commands: dict[str, list[str]] = {}
+    if _is_raw(path, size):
+        fmt = resolve_format(path, *(size or (None, None)), bit_depth, chroma)
+        rate = _fps_text(fps, _fps_text(_name_fps(path)))
+        if scale is None:  # exact copy in numpy; YuvWriter writes atomically
+            fmt10, n = _raw_to_original(path, fmt, frames, crop, dst)
+            return Original(dst, fmt10, n, rate, commands)
+        open_yuv(path, fmt)  # a truncated file is an error before FFmpeg sees it
+        in_args = ["-f", "rawvideo", "-pix_fmt", fmt.pix_fmt, "-video_size",
+                   f"{fmt.width}x{fmt.height}", "-framerate", rate, "-i", str(path)]
+    else:
+        in_args = ["-i", str(path)]
+        rate = None
+    vf = _vf(scale, crop)
+    w, h, probed_rate = _probe_y4m(ff.path, in_args, vf, path)
+    rate = rate or (_fps_text(fps) if fps is not None else probed_rate)
+    _check_even(path, w, h)
+    fmt10 = YuvFormat(w, h, ORIGINAL_FORMAT_BITS, "420")
+    cmd = [ff.path, "-hide_banner", "-nostdin", "-y", *in_args,
+           *(["-frames:v", str(frames)] if frames else []), *vf, "-pix_fmt", fmt10.pix_fmt,
+           "-f", "rawvideo"]
+    commands["convert"] = cmd + [str(dst)]
+    try:
+        run(cmd + [str(tmp)], f"{path}: converting to 10-bit 4:2:0")
+        n = fmt10.num_frames(tmp.stat().st_size, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    if n == 0:
+        tmp.unlink(missing_ok=True)
+        raise CodecError(f"{path}: FFmpeg decoded no frames from it")
+    os.replace(tmp, dst)
+    return Original(dst, fmt10, n, rate, commands)
+
+
+def _name_fps(path: Path) -> float | None:
+    return parse_yuv_name(path).fps
+
+
+def _same_file(a: Path, b: Path, chunk: int = 1 << 22) -> bool:
+    if a.stat().st_size != b.stat().st_size:
+        return False
+    with open(a, "rb") as fa, open(b, "rb") as fb:
+        while True:
+            x, y = fa.read(chunk), fb.read(chunk)
+            if x != y:
+                return False
+            if not x:
+                return True
+
+
+def check_qps(qps: Sequence[int], codec: CodecSpec) -> list[int]:
+    """Distinct QPs, sorted; CodecError for a QP outside 0..max_qp."""
+    if not qps:
+        raise CodecError("no QP given")
+    for qp in qps:
+        if not 0 <= int(qp) <= codec.max_qp:
+            raise CodecError(f"QP {qp} is outside 0..{codec.max_qp}")
+    return sorted({int(q) for q in qps})
+
+
+def encode_qp(ff: FFmpeg, codec: CodecSpec, original: Original, source: str, qp: int,
+              config: str, preset: str, qp_dir: Path, versions: dict[str, str],
+              intra_period: int | None = None, threads: int | None = None) -> CodedSequence:
+    """Encode, trace and decode one QP; write bitstream, rec and manifest atomically."""
+    qp_dir.mkdir(parents=True, exist_ok=True)
+    bs, rec, man = qp_dir / codec.bitstream_name, qp_dir / "rec.yuv", qp_dir / "manifest.json"
+    bs_tmp, rec_tmp = _tmp(bs), _tmp(rec)
+    fmt = original.format
+
+    def enc(out: Path) -> list[str]:
+        return encode_command(ff.path, codec, original.path, fmt, original.fps, out, qp, config,
+                              preset, intra_period, threads)
+
+    def dec(src: Path, out: Path) -> list[str]:
+        return decode_command(ff.path, codec, src, out, fmt.pix_fmt)
+
+    try:
+        run(enc(bs_tmp), f"{source} QP {qp}: encoding")
+        data = bs_tmp.read_bytes()
+        trace = run(trace_command(ff.path, codec, bs_tmp), f"{source} QP {qp}: reading headers")
+        text = trace.stderr.decode("utf-8", "replace")
+        pictures = codec.pictures(text, data)
+        run(dec(bs_tmp, rec_tmp), f"{source} QP {qp}: decoding")
+        got = fmt.num_frames(rec_tmp.stat().st_size, rec_tmp)
+        if got != original.frames or len(pictures) != original.frames:
+            raise CodecError(
+                f"{source} QP {qp}: coded {original.frames} frames but decoded {got} and the "
+                f"headers describe {len(pictures)}")
+        settings: dict = {"encoder": codec.encoder, "decoder": codec.decoder, "preset": preset,
+                          "options": codec.encoder_options(qp, config, preset, intra_period),
+                          "intra_period": 1 if config == "ai" else intra_period,
+                          "fps": original.fps}
+        if codec.name == "vvc":
+            cw, ch, win = headers.coded_size(text)
+            settings.update(coded_width=cw, coded_height=ch, conformance_window=list(win))
+        os.replace(bs_tmp, bs)
+        os.replace(rec_tmp, rec)
+    except BaseException:
+        bs_tmp.unlink(missing_ok=True)
+        rec_tmp.unlink(missing_ok=True)
+        raise
+    seq = CodedSequence(
+        source=source, width=fmt.width, height=fmt.height, bit_depth=fmt.bit_depth,
+        fps=original.fps_value, frames=original.frames, codec=codec.name, config=config, qp=qp,
+        original=str(original.path), reconstruction=str(rec), bitstream=str(bs),
+        bitstream_bits=8 * len(data), pictures=pictures, chroma="420",
+        encoder_settings=settings, versions=dict(versions),
+        commands={**original.commands, "encode": enc(bs), "decode": dec(bs, rec),
+                  "trace_headers": trace_command(ff.path, codec, bs)},
+    )
+    save_manifest(seq, man)
+    return seq
+
+
+def _cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def encode_sequence(
+    input_path: str | os.PathLike,
+    qps: Sequence[int],
+    config: str,
+    out_dir: str | os.PathLike,
+    frames: int | None = None,
+    *,
+    codec: str = "vvc",
+    preset: str = "medium",
+    size: tuple[int, int] | None = None,
+    bit_depth: int | None = None,
+    chroma: str | None = None,
+    fps: float | str | None = None,
+    crop: tuple[int, int] | None = None,
+    scale: tuple[int, int] | None = None,
+    name: str | None = None,
+    intra_period: int | None = None,
+    jobs: int = 1,
+    ffmpeg: str | os.PathLike | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> list[CodedSequence]:
+    """Encode INPUT at each QP (in parallel, `jobs` at a time); returns manifests by QP.
+
+    Args:
+        input_path: a raw .yuv (format from size/bit_depth/chroma or its name) or any file
+            FFmpeg reads (video or image).
+        qps: nominal QPs, each in 0..63. config: "ai" (All Intra) or "ra" (Random Access).
+        frames: at most this many frames (default: all).
+        crop/scale: (W, H); scale first, then a top-left crop.
+        name: the source's directory name (default: the input's stem).
+        overwrite: replace existing per-QP outputs (otherwise they are an error).
+    Returns: the CodedSequence of each QP, ascending QP. Writes the layout in the module doc.
+    """
+    spec = get_codec(codec)
+    if config not in ("ai", "ra"):
+        raise CodecError(f"config must be ai or ra, got {config!r}")
+    if preset not in spec.presets:
+        raise CodecError(f"preset must be one of {', '.join(spec.presets)}, got {preset!r}")
+    qps = check_qps(qps, spec)
+    if jobs < 1:
+        raise CodecError(f"-j must be at least 1, got {jobs}")
+    ff = find_ffmpeg(ffmpeg, spec.encoder, spec.decoder, "trace_headers")
+    source = name or Path(input_path).stem
+    src_dir = Path(out_dir) / source
+    existing = [src_dir / f"qp{qp}" / "manifest.json" for qp in qps]
+    existing = [p for p in existing if p.exists()]
+    if existing and not overwrite:
+        raise CodecError(f"{existing[0]} exists; pass --overwrite to encode again")
+    src_dir.mkdir(parents=True, exist_ok=True)
+
+    orig_path = src_dir / "original.yuv"
+    staged = src_dir / f".original.new.{os.getpid()}.yuv"
+    original = prepare_original(input_path, staged, ff, frames, size, bit_depth, chroma, fps,
+                                crop, scale)
+    if orig_path.exists() and not overwrite and not _same_file(staged, orig_path):
+        staged.unlink()
+        raise CodecError(f"{orig_path} exists with different content (another input, "
+                         "crop or frame count); pass --overwrite or another -o/--name")
+    os.replace(staged, orig_path)
+    original = Original(orig_path, original.format, original.frames, original.fps,
+                        {k: v[:-1] + [str(orig_path)] for k, v in original.commands.items()})
+
+    versions = {"ffmpeg": ff.version,
+                spec.encoder: encoder_version(ff.path, spec.encoder, spec.version_pattern),
+                "codecnn": __version__}
+    jobs = min(jobs, len(qps))
+    threads = max(1, _cpus() // jobs) if jobs > 1 else None
+    from tqdm import tqdm
+
+    results: list[CodedSequence] = []
+    bar = tqdm(total=len(qps), desc=f"encode {source} {config}", unit="QP", file=sys.stderr,
+               disable=not progress, leave=False)
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        futures = [pool.submit(encode_qp, ff, spec, original, source, qp, config, preset,
+                               src_dir / f"qp{qp}", versions, intra_period, threads)
+                   for qp in qps]
+        try:
+            for fut in as_completed(futures):
+                results.append(fut.result())
+                bar.update(1)
+        except BaseException:
+            for f in futures:
+                f.cancel()
+            raise
+        finally:
+            bar.close()
+    return sorted(results, key=lambda s: s.qp)
+
+
+@dataclass(frozen=True)
+class QpSummary:
+    """Rate and quality of one coded sequence: kbit/s of the real bitstream, mean PSNR-Y."""
+
+    source: str
+    qp: int
+    kbps: float
+    psnr_y: float
+    slice_qps: tuple[int, ...]
+    manifest: str | None = None
+
+
+def summarize(seq: CodedSequence) -> QpSummary:
+    """Bitrate and per-frame PSNR-Y (peak 1023) averaged over frames of a coded sequence."""
+    from codecnn.io.metrics import psnr
+
+    fmt = YuvFormat(seq.width, seq.height, seq.bit_depth, seq.chroma)
+    orig, rec = open_yuv(seq.original, fmt), open_yuv(seq.reconstruction, fmt)
+    vals = [psnr(orig.luma(k), rec.luma(k), seq.bit_depth) for k in range(seq.frames)]
+    finite = [v for v in vals if math.isfinite(v)]
+    mean = sum(finite) / len(finite) if finite else math.inf
+    return QpSummary(seq.source, seq.qp, seq.bitrate_kbps, mean, tuple(seq.slice_qps))
+
+
+def format_table(rows: Sequence[QpSummary]) -> str:
+    """A Markdown table: source, QP, kbit/s, PSNR-Y, slice QPs seen in the headers."""
+    lines = ["| source | QP | kbit/s | PSNR-Y (dB) | slice QPs |", "|---|---:|---:|---:|---|"]
+    for r in rows:
+        qs = sorted(set(r.slice_qps))
+        qtxt = str(qs[0]) if len(qs) == 1 else f"{qs[0]}..{qs[-1]}"
+        lines.append(f"| {r.source} | {r.qp} | {r.kbps:.1f} | {r.psnr_y:.2f} | {qtxt} |")
+    return "\n".join(lines)
