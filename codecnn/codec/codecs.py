@@ -13,8 +13,10 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
-from codecnn.codec import headers, vvc
+from codecnn.codec import headers, hevc, vvc
 from codecnn.codec.manifest import PictureInfo
 from codecnn.errors import CodecError
 from codecnn.io.yuv import YuvFormat
@@ -26,6 +28,9 @@ class CodecSpec:
 
     encoder_options(qp, config, preset, intra_period) -> FFmpeg options after `-c:v ENCODER`.
     pictures(trace_headers_text, bitstream_bytes) -> PictureInfo per picture, output order.
+    side_info(bitstream, trace_text, rec, qp_dir, qp) -> {"depth_map", "depth_map_format",
+        "qp_map", "qp_map_format", "settings", "versions"}: maps a decoder can export, written
+        into qp_dir after the reconstruction (HEVC: libde265); None where there are none.
     """
 
     name: str
@@ -38,6 +43,7 @@ class CodecSpec:
     pictures: Callable[[str, bytes], list[PictureInfo]]
     version_pattern: str | None = None  # regex, group 1 = encoder version in FFmpeg's log
     max_qp: int = 63
+    side_info: Callable[[Path, str, Path, Path, int], dict[str, Any]] | None = None
 
 
 CODECS: dict[str, CodecSpec] = {
@@ -45,6 +51,13 @@ CODECS: dict[str, CodecSpec] = {
         name="vvc", encoder="libvvenc", decoder="vvc", muxer="vvc",
         bitstream_name="bitstream.266", presets=vvc.PRESETS,
         encoder_options=vvc.vvenc_options, pictures=headers.picture_infos,
+    ),
+    "hevc": CodecSpec(
+        name="hevc", encoder="libx265", decoder="hevc", muxer="hevc",
+        bitstream_name=hevc.BITSTREAM_NAME, presets=hevc.PRESETS,
+        encoder_options=hevc.x265_options, pictures=hevc.picture_infos,
+        version_pattern=hevc.VERSION_PATTERN, max_qp=hevc.MAX_QP,
+        side_info=hevc.libde265_side_info,
     ),
 }
 

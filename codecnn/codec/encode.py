@@ -250,6 +250,11 @@ def encode_qp(ff: FFmpeg, codec: CodecSpec, original: Original, source: str, qp:
         if codec.name == "vvc":
             cw, ch, win = headers.coded_size(text)
             settings.update(coded_width=cw, coded_height=ch, conformance_window=list(win))
+        side: dict = {}
+        if codec.side_info is not None:  # maps the decoder exports (HEVC: depth and QP)
+            side = codec.side_info(bs_tmp, text, rec_tmp, qp_dir, qp)
+            settings.update(side.pop("settings", {}))
+            versions = {**versions, **side.pop("versions", {})}
         os.replace(bs_tmp, bs)
         os.replace(rec_tmp, rec)
     except BaseException:
@@ -264,6 +269,7 @@ def encode_qp(ff: FFmpeg, codec: CodecSpec, original: Original, source: str, qp:
         encoder_settings=settings, versions=dict(versions),
         commands={**original.commands, "encode": enc(bs), "decode": dec(bs, rec),
                   "trace_headers": trace_command(ff.path, codec, bs)},
+        **side,
     )
     save_manifest(seq, man)
     return seq

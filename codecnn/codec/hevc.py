@@ -31,8 +31,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,9 +38,15 @@ from typing import Any
 import numpy as np
 
 from codecnn.codec import libde265
+from codecnn.codec.manifest import PictureInfo
 from codecnn.errors import CodecError
 
 CONFIGS = ("ai", "ra")
+PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower",
+           "veryslow", "placebo")
+DEFAULT_INTRA_PERIOD = 32
+MAX_QP = 51
+VERSION_PATTERN = r"HEVC encoder version (\S+)"  # x265's log line when FFmpeg opens it
 BITSTREAM_NAME = "bitstream.265"
 DEPTH_NAME = "depth.raw"
 QP_NAME = "qp.raw"
@@ -53,12 +57,16 @@ _SLICE_TYPES = {0: "B", 1: "P", 2: "I"}
 
 # --- command lines (pure) -----------------------------------------------------------------
 
-def x265_params(config: str, intra_period: int = 32, threads: int = 1) -> str:
-    """The -x265-params string for a fixed-QP encode in which every CU has the nominal QP."""
+def x265_params(config: str, intra_period: int | None = None) -> str:
+    """The -x265-params string for a fixed-QP encode in which every CU has the nominal QP.
+
+    ra: an IRAP every `intra_period` pictures (default DEFAULT_INTRA_PERIOD), hierarchical B
+    in fixed groups of 4 (bframes=3, b-adapt=0), closed GOPs.
+    """
     if config not in CONFIGS:
         raise CodecError(f"HEVC config must be one of {', '.join(CONFIGS)}, got {config!r}")
-    common = ["aq-mode=0", "cutree=0", "ipratio=1", "pbratio=1", "scenecut=0",
-              f"pools={threads}", "frame-threads=1", "info=0"]
+    common = ["aq-mode=0", "cutree=0", "ipratio=1", "pbratio=1", "scenecut=0", "info=0"]
+    intra_period = DEFAULT_INTRA_PERIOD if intra_period is None else int(intra_period)
     if config == "ai":
         gop = ["keyint=1", "min-keyint=1"]
     else:
@@ -67,20 +75,13 @@ def x265_params(config: str, intra_period: int = 32, threads: int = 1) -> str:
     return ":".join(gop + common)
 
 
-def x265_encode_args(ffmpeg: str, original: str | os.PathLike, width: int, height: int,
-                     fps: float, qp: int, config: str, bitstream: str | os.PathLike,
-                     frames: int | None = None, preset: str = "medium",
-                     intra_period: int = 32, threads: int = 1) -> list[str]:
-    """FFmpeg arguments: 10-bit 4:2:0 raw YUV → HEVC Annex-B (.265) with libx265."""
-    args = [ffmpeg, "-hide_banner", "-nostdin", "-y", "-f", "rawvideo",
-            "-pix_fmt", "yuv420p10le", "-s", f"{width}x{height}", "-r", f"{fps:g}",
-            "-i", str(original)]
-    if frames is not None:
-        args += ["-frames:v", str(frames)]
-    args += ["-c:v", "libx265", "-pix_fmt", "yuv420p10le", "-preset", preset,
-             "-qp", str(qp), "-x265-params", x265_params(config, intra_period, threads),
-             "-f", "hevc", str(bitstream)]
-    return args
+def x265_options(qp: int, config: str, preset: str = "medium",
+                 intra_period: int | None = None) -> list[str]:
+    """FFmpeg options after `-c:v libx265` for a fixed-QP encode (a pure function)."""
+    if preset not in PRESETS:
+        raise CodecError(f"x265 preset must be one of {', '.join(PRESETS)}, got {preset!r}")
+    return ["-preset", preset, "-qp", str(int(qp)),
+            "-x265-params", x265_params(config, intra_period)]
 
 
 def trace_headers_args(ffmpeg: str, bitstream: str | os.PathLike) -> list[str]:
@@ -95,18 +96,6 @@ def ffmpeg_hevc_decode_args(ffmpeg: str, bitstream: str | os.PathLike,
     return [ffmpeg, "-hide_banner", "-nostdin", "-y", "-loglevel", "error", "-f", "hevc",
             "-c:v", "hevc", "-i", str(bitstream), "-f", "rawvideo", "-pix_fmt", "yuv420p10le",
             str(out_yuv)]
-
-
-def run_tool(args: Sequence[str]) -> str:
-    """Run a command; return its stderr. CodecError with its last lines when it fails."""
-    try:
-        proc = subprocess.run(list(args), capture_output=True, text=True)
-    except OSError as e:
-        raise CodecError(f"{args[0]}: cannot run ({e.strerror})") from None
-    if proc.returncode != 0:
-        tail = " | ".join(proc.stderr.strip().splitlines()[-3:])
-        raise CodecError(f"{Path(args[0]).name} failed (exit {proc.returncode}): {tail}")
-    return proc.stderr
 
 
 # --- header trace ------------------------------------------------------------------------
@@ -244,171 +233,131 @@ def _sps_geometry(f: dict[str, int]) -> HevcSps:
 def read_hevc_headers(ffmpeg: str, bitstream: str | os.PathLike) -> tuple[HevcSps,
                                                                           list[HevcPicture]]:
     """Run trace_headers on a .265 file and parse it (decode order)."""
-    return parse_hevc_trace(run_tool(trace_headers_args(ffmpeg, bitstream)), str(bitstream))
+    from codecnn.codec.ffmpeg import run
+
+    proc = run(trace_headers_args(ffmpeg, bitstream), f"{bitstream}: reading headers")
+    return parse_hevc_trace(proc.stderr.decode("utf-8", "replace"), str(bitstream))
+
+
+def picture_infos(trace_text: str, bitstream: bytes) -> list[PictureInfo]:
+    """PictureInfo per picture in output order (monotone POC), bits from the access units."""
+    _, pics = parse_hevc_trace(trace_text)
+    bits = libde265.access_unit_bits(bitstream)
+    if len(bits) != len(pics):
+        raise CodecError(f"bitstream has {len(bits)} access units but its headers describe "
+                         f"{len(pics)} pictures")
+    return [PictureInfo(p.poc, p.slice_type, p.slice_qp, bits[p.decode_index])
+            for p in sorted(pics, key=lambda p: p.poc)]
 
 
 # --- decoding with maps --------------------------------------------------------------------
 
 @dataclass
 class DecodeResult:
-    """What `decode_hevc` wrote, per output picture (output order)."""
+    """What `decode_hevc` produced, per output picture (output order)."""
 
     pictures: list[HevcPicture]
-    bits: list[int]
-    depth_histogram: list[int] = field(default_factory=list)  # samples per depth 0..3+
+    depth_histogram: list[int] = field(default_factory=list)  # samples per depth 0, 1, ...
 
 
 def _atomic(path: Path) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}.tmp")
 
 
-def decode_hevc(bitstream: str | os.PathLike, rec_path: str | os.PathLike,
-                depth_path: str | os.PathLike | None, qp_path: str | os.PathLike | None,
-                sps: HevcSps, pictures: list[HevcPicture]) -> DecodeResult:
+def decode_hevc(bitstream: str | os.PathLike, sps: HevcSps, pictures: list[HevcPicture],
+                rec_path: str | os.PathLike | None = None,
+                depth_path: str | os.PathLike | None = None,
+                qp_path: str | os.PathLike | None = None,
+                reference_rec: str | os.PathLike | None = None) -> DecodeResult:
     """Decode with libde265; write reconstruction, depth and QP planes in output order.
 
     rec: 10-bit little-endian 4:2:0 YUV (8-bit streams are shifted up, as the reference
     software does). depth: uint8 [H, W] per picture, CU quadtree depth in its CTB (0..3 for
     64×64 CTBs and 8×8 minimum CBs). qp: uint8 [H, W] per picture, the CU's luma QpY
     (exact inside 20..40 from draw_QuantPY, the slice QP outside; see libde265.qp_from_grey).
+    reference_rec: a 10-bit YUV file (FFmpeg's own decode) that libde265's reconstruction
+    must equal bit for bit, else CodecError: the maps then describe exactly those pictures.
     Every file is written under a temporary name and renamed when complete.
     """
-    from codecnn.io.yuv import convert_bit_depth
+    from codecnn.io.yuv import YuvFormat, YuvReader, convert_bit_depth
 
     bitstream = Path(bitstream)
-    data = bitstream.read_bytes()
-    bits = libde265.access_unit_bits(data)
-    if len(bits) != len(pictures):
-        raise CodecError(f"{bitstream}: {len(bits)} access units but {len(pictures)} pictures "
-                         "in the header trace")
     if sps.crop[0] or sps.crop[2]:
         raise CodecError(f"{bitstream}: conformance window with a left/top offset is not "
                          "supported (the CTB grid would not start at the picture origin)")
+    ref = YuvReader(reference_rec, YuvFormat(sps.width, sps.height, 10, "420")) \
+        if reference_rec is not None else None
     order = sorted(range(len(pictures)), key=lambda k: pictures[k].poc)
-    outputs = [Path(p) for p in (rec_path, depth_path, qp_path) if p]
-    tmps = {p: _atomic(p) for p in outputs}
-    files = {p: open(t, "wb") for p, t in tmps.items()}  # noqa: SIM115 - closed below
+    paths = {"rec": rec_path, "depth": depth_path, "qp": qp_path}
+    paths = {k: Path(v) for k, v in paths.items() if v is not None}
+    tmps = {k: _atomic(p) for k, p in paths.items()}
+    files = {k: open(t, "wb") for k, t in tmps.items()}  # noqa: SIM115 - closed below
     hist = np.zeros(8, np.int64)
     try:
         n = 0
-        for pic in libde265.iter_decode(data, crop=(sps.crop[0], sps.crop[2])):
+        for pic in libde265.iter_decode(bitstream, crop=(sps.crop[0], sps.crop[2])):
             if n >= len(order) or pic.decode_index != order[n]:
                 raise CodecError(f"{bitstream}: libde265 output picture {n} is access unit "
                                  f"{pic.decode_index}, the headers' POC order says "
                                  f"{order[n] if n < len(order) else 'none'}")
-            info = pictures[pic.decode_index]
             planes = pic.planes
             if pic.bit_depth != 10:
                 planes = tuple(convert_bit_depth(p, pic.bit_depth, 10) for p in planes)
-            files[Path(rec_path)].write(b"".join(
-                np.ascontiguousarray(p, dtype="<u2").tobytes() for p in planes))
-            if depth_path:
+            if ref is not None and (n >= len(ref) or not all(
+                    np.array_equal(a, b) for a, b in zip(planes, ref.planes(n), strict=True))):
+                raise CodecError(f"{bitstream}: libde265's picture {n} differs from "
+                                 f"{reference_rec}")
+            if "rec" in files:
+                files["rec"].write(b"".join(
+                    np.ascontiguousarray(p, dtype="<u2").tobytes() for p in planes))
+            if "depth" in files:
                 depth = libde265.depth_from_cb_grid(pic.cb_grid, sps.ctb_size, sps.min_cb_size,
                                                     (sps.coded_width, sps.coded_height))
                 hist += np.bincount(depth.ravel(), minlength=8)[:8]
-                files[Path(depth_path)].write(depth.tobytes())
-            if qp_path:
-                qp = libde265.qp_from_grey(pic.qp_grey, info.slice_qp)
-                files[Path(qp_path)].write(qp.tobytes())
+                files["depth"].write(depth.tobytes())
+            if "qp" in files:
+                qp = libde265.qp_from_grey(pic.qp_grey, pictures[pic.decode_index].slice_qp)
+                files["qp"].write(qp.tobytes())
             n += 1
         if n != len(pictures):
             raise CodecError(f"{bitstream}: libde265 output {n} of {len(pictures)} pictures")
     except BaseException:
-        for p, fh in files.items():
+        for k, fh in files.items():
             fh.close()
-            tmps[p].unlink(missing_ok=True)
+            tmps[k].unlink(missing_ok=True)
         raise
-    for p, fh in files.items():
+    for k, fh in files.items():
         fh.close()
-        os.replace(tmps[p], p)
+        os.replace(tmps[k], paths[k])
     top = int(np.flatnonzero(hist).max()) + 1 if hist.any() else 0
-    return DecodeResult([pictures[k] for k in order], [bits[k] for k in order],
-                        hist[:max(top, 4)].tolist())
+    return DecodeResult([pictures[k] for k in order], hist[:top].tolist())
 
 
-def ffmpeg_version(ffmpeg: str) -> str:
-    out = subprocess.run([ffmpeg, "-hide_banner", "-version"], capture_output=True, text=True)
-    return out.stdout.splitlines()[0] if out.stdout else "unknown"
+def libde265_side_info(bitstream: Path, trace_text: str, rec: Path, qp_dir: Path,
+                       qp: int) -> dict[str, Any]:
+    """The `encode` hook for HEVC: depth and QP planes from libde265, checked and described.
 
-
-def x265_version(encode_log: str) -> str:
-    """x265's version from an encode's stderr ('HEVC encoder version 4.3+49-...')."""
-    m = re.search(r"HEVC encoder version (\S+)", encode_log)
-    return m.group(1) if m else "unknown"
-
-
-def encoder_settings(qp: int, config: str, preset: str, intra_period: int) -> dict[str, Any]:
-    return {"encoder": "x265 (FFmpeg libx265)", "qp": qp, "config": config, "preset": preset,
-            "intra_period": 1 if config == "ai" else intra_period,
-            "x265_params": x265_params(config, intra_period)}
-
-
-# --- one coded sequence --------------------------------------------------------------------
-
-def encode_hevc_sequence(original: str | os.PathLike, width: int, height: int, fps: float,
-                         qp: int, config: str, out_dir: str | os.PathLike, source: str,
-                         frames: int | None = None, preset: str = "medium",
-                         intra_period: int = 32, with_maps: bool = True,
-                         ffmpeg: str | None = None):
-    """Encode a 10-bit 4:2:0 original with x265 at `qp`, decode it with libde265 and write
-    `out_dir/{bitstream.265, rec.yuv, depth.raw, qp.raw, manifest.json}`.
-
-    Returns the CodedSequence saved as manifest.json. CodecError when a tool fails or a
-    slice QP differs from the nominal QP (the fixed-QP settings did not hold).
+    Called after FFmpeg's own decode wrote `rec`; libde265 decodes `bitstream` again, must
+    give the same pictures bit for bit, and writes `qp_dir/depth.raw` and `qp_dir/qp.raw`
+    (raw planes, granularity 1). CodecError when a slice QP is not the nominal `qp` (the
+    fixed-QP settings did not hold) or the decoders disagree. Returns the manifest fields.
     """
-    from codecnn.codec.manifest import CodedSequence, PictureInfo, save_manifest
-    from codecnn.io.yuv import YuvFormat, YuvReader
-
-    if ffmpeg is None:
-        import imageio_ffmpeg
-
-        ffmpeg = imageio_ffmpeg.get_ffmpeg_exe()
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    total = len(YuvReader(original, YuvFormat(width, height, 10, "420")))
-    frames = total if frames is None else min(frames, total)
-    bitstream = out / BITSTREAM_NAME
-    tmp_bs = _atomic(bitstream)
-    enc_args = x265_encode_args(ffmpeg, original, width, height, fps, qp, config, tmp_bs,
-                                frames, preset, intra_period)
-    try:
-        log = run_tool(enc_args)
-        os.replace(tmp_bs, bitstream)
-    finally:
-        tmp_bs.unlink(missing_ok=True)
-    trace_args = trace_headers_args(ffmpeg, bitstream)
-    sps, pics = parse_hevc_trace(run_tool(trace_args), str(bitstream))
+    sps, pics = parse_hevc_trace(trace_text, str(bitstream))
     off = [p for p in pics if p.slice_qp != qp]
     if off:
         raise CodecError(f"{bitstream}: picture {off[0].decode_index} has slice QP "
                          f"{off[0].slice_qp}, not the nominal {qp}")
-    if (sps.width, sps.height) != (width, height) or len(pics) != frames:
-        raise CodecError(f"{bitstream}: coded {len(pics)} pictures of {sps.width}x{sps.height}, "
-                         f"expected {frames} of {width}x{height}")
-    rec = out / "rec.yuv"
-    depth = out / DEPTH_NAME if with_maps else None
-    qp_map = out / QP_NAME if with_maps else None
-    result = decode_hevc(bitstream, rec, depth, qp_map, sps, pics)
-    seq = CodedSequence(
-        source=source, width=width, height=height, bit_depth=10, fps=fps, frames=frames,
-        codec="hevc", config=config, qp=qp, original=str(Path(original).resolve()),
-        reconstruction=str(rec), bitstream=str(bitstream),
-        bitstream_bits=8 * bitstream.stat().st_size,
-        pictures=[PictureInfo(p.poc, p.slice_type, p.slice_qp, b)
-                  for p, b in zip(result.pictures, result.bits, strict=True)],
-        encoder_settings={**encoder_settings(qp, config, preset, intra_period),
-                          "ctb_size": sps.ctb_size, "min_cb_size": sps.min_cb_size,
-                          "cu_qp_delta_enabled": any(p.cu_qp_delta for p in pics),
-                          "depth_histogram": result.depth_histogram},
-        versions={"ffmpeg": ffmpeg_version(ffmpeg), "x265": x265_version(log),
-                  "libde265": libde265.libde265_version(),
-                  "libde265_path": str(libde265.find_libde265()._name)},
-        commands={"encode": [str(a) for a in enc_args], "headers": trace_args,
-                  "decode": ["libde265 (ctypes)", str(bitstream)]},
-        depth_map=str(depth) if depth else None,
-        depth_map_format=dict(MAP_FORMAT) if depth else None,
-        qp_map=str(qp_map) if qp_map else None,
-        qp_map_format=dict(MAP_FORMAT) if qp_map else None,
-    )
-    save_manifest(seq, out / "manifest.json")
-    return seq
+    depth, qp_map = qp_dir / DEPTH_NAME, qp_dir / QP_NAME
+    result = decode_hevc(bitstream, sps, pics, None, depth, qp_map, reference_rec=rec)
+    return {
+        "depth_map": str(depth), "depth_map_format": dict(MAP_FORMAT),
+        "qp_map": str(qp_map), "qp_map_format": dict(MAP_FORMAT),
+        "settings": {"ctb_size": sps.ctb_size, "min_cb_size": sps.min_cb_size,
+                     "coded_width": sps.coded_width, "coded_height": sps.coded_height,
+                     "conformance_window": list(sps.crop),
+                     "cu_qp_delta_enabled": any(p.cu_qp_delta for p in pics),
+                     "depth_histogram": result.depth_histogram,
+                     "depth_source": "libde265 draw_CB_grid (quadtree depth in the CTB)",
+                     "qp_source": "libde265 draw_QuantPY (exact in 20..40), slice QP outside"},
+        "versions": {"libde265": libde265.libde265_version()},
+    }
