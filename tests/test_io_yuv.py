@@ -96,3 +96,28 @@ def test_interrupted_write_leaves_no_file(tmp_path):
     with pytest.raises(RuntimeError):
         write_yuv(path, frames(), fmt)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("bit_depth", [8, 10])
+@pytest.mark.parametrize("chroma", ["420", "400"])
+@pytest.mark.parametrize("size", [(64, 32), (17, 9)])
+def test_luma_equals_ffmpeg_decode(tmp_path, bit_depth, chroma, size):
+    """Our luma plane of frame k is what FFmpeg itself reads from the same raw file
+    (extractplanes copies the Y plane as gray/gray10le without any range conversion)."""
+    import subprocess
+
+    import imageio_ffmpeg
+
+    fmt = YuvFormat(*size, bit_depth, chroma)
+    path = tmp_path / "seq.yuv"
+    write_yuv(path, random_frames(fmt, 3, seed=bit_depth), fmt)
+    gray = "gray" if bit_depth == 8 else "gray10le"
+    out = subprocess.run(
+        [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-f", "rawvideo",
+         "-pix_fmt", fmt.pix_fmt, "-video_size", f"{fmt.width}x{fmt.height}", "-i", str(path),
+         "-vf", "extractplanes=y", "-f", "rawvideo", "-pix_fmt", gray, "-"],
+        capture_output=True, check=True).stdout
+    theirs = np.frombuffer(out, fmt.dtype).reshape(3, fmt.height, fmt.width)
+    reader = open_yuv(path, fmt)
+    for k in range(3):
+        np.testing.assert_array_equal(reader.luma(k), theirs[k])

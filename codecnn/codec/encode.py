@@ -119,7 +119,7 @@ def _raw_to_original(path: Path, fmt: YuvFormat, frames: int | None,
     return out, n
 
 
-def _probe_y4m(ff: str, in_args: list[str], vf: list[str], path: Path) -> tuple[int, int, str]:
+def probe_video(ff: str, in_args: list[str], vf: list[str], path: Path) -> tuple[int, int, str]:
     """(width, height, rate) of what FFmpeg makes of the input, from a 1-frame Y4M header."""
     cmd = [ff, "-hide_banner", "-nostdin", "-loglevel", "error", *in_args, "-frames:v", "1",
            *vf, "-pix_fmt", "yuv420p", "-f", "yuv4mpegpipe", "-"]
@@ -168,7 +168,7 @@ def prepare_original(input_path: str | os.PathLike, dst: str | os.PathLike, ff: 
         in_args = ["-i", str(path)]
         rate = None
     vf = _vf(scale, crop)
-    w, h, probed_rate = _probe_y4m(ff.path, in_args, vf, path)
+    w, h, probed_rate = probe_video(ff.path, in_args, vf, path)
     rate = rate or (_fps_text(fps) if fps is not None else probed_rate)
     _check_even(path, w, h)
     fmt10 = YuvFormat(w, h, ORIGINAL_FORMAT_BITS, "420")
