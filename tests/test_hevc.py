@@ -221,3 +221,19 @@ def test_cli_hevc_qp_above_51_is_one_line(tmp_path):
     proc = run_cli("encode", CARPHONE, "--codec", "hevc", "--qp", "52", "--frames", "1",
                    "-o", tmp_path)
     assert_one_line_error(proc, "QP 52", "0..51")
+
+
+def test_flat_inter_pictures_use_64x64_cus(tmp_path):
+    """Depth 0 is real: a flat grey picture is coded as 64×64 CUs in P/B pictures (x265
+    evaluates no 64×64 intra CUs, so its intra pictures stop at 32×32: depth 1)."""
+    flat = tmp_path / "flat_192x128_10bit.yuv"
+    subprocess.run([FFMPEG, "-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i",
+                    "color=gray:s=192x128:r=30,format=yuv420p10le", "-frames:v", "3",
+                    "-f", "rawvideo", str(flat)], check=True)
+    (seq,) = encode_sequence(flat, [37], "ra", tmp_path / "o", codec="hevc", size=(192, 128),
+                             bit_depth=10, chroma="420", progress=False)
+    depth = planes(seq.depth_map, 3, 128, 192)
+    assert [p.slice_type for p in seq.pictures] == ["I", "B", "P"]
+    assert (depth[0] == 1).all() and (depth[1:] == 0).all()
+    for k, pic in enumerate(libde265.iter_decode(seq.bitstream)):
+        check_depth(depth[k], pic.cb_grid)
