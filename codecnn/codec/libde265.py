@@ -284,13 +284,14 @@ def _draw(lib: ctypes.CDLL, img: int, width: int, height: int,
     return grid[sl] > 0, grey[sl].copy(), (coded_w, coded_h)
 
 
-def iter_decode(bitstream: str | os.PathLike | bytes,
-                crop: tuple[int, int] = (0, 0)) -> Iterator[DecodedPicture]:
+def iter_decode(bitstream: str | os.PathLike | bytes, crop: tuple[int, int] = (0, 0),
+                maps: bool = True) -> Iterator[DecodedPicture]:
     """Decode an HEVC Annex-B bitstream with libde265, yielding pictures in output order.
 
     crop: (left, top) conformance-window offset in luma samples (0, 0 for x265 streams),
     needed because the sherlock265 drawings are in coded-picture coordinates while the
-    planes come back cropped.
+    planes come back cropped. maps=False skips the drawings (cb_grid/qp_grey are empty
+    arrays, coded_size is the output size): plain decoding, as the benchmark's baseline.
     """
     lib = find_libde265()
     if isinstance(bitstream, bytes):
@@ -332,7 +333,10 @@ def iter_decode(bitstream: str | os.PathLike | bytes,
                 chroma = lib.de265_get_chroma_format(img)
                 planes = tuple(_copy_plane(lib, img, c) for c in range(1 if chroma == 0 else 3))
                 h, w = planes[0].shape
-                grid, grey, coded = _draw(lib, img, w, h, crop)
+                if maps:
+                    grid, grey, coded = _draw(lib, img, w, h, crop)
+                else:
+                    grid, grey, coded = np.zeros((0, 0), bool), np.zeros((0, 0), np.uint8), (w, h)
                 pic = DecodedPicture(planes, lib.de265_get_bits_per_pixel(img, 0),
                                      int(lib.de265_get_image_PTS(img)), grid, grey, coded)
                 lib.de265_release_next_picture(ctx)
@@ -352,30 +356,29 @@ def depth_from_cb_grid(grid: np.ndarray, ctb_size: int = 64, min_cb_size: int = 
     coded_size: (width, height) of the coded picture when larger than the grid (HEVC splits
         every block that crosses the coded picture's edge, whether or not the grid shows it).
     Returns uint8 [H, W] holding log2(ctb_size / cb_size): 0..log2(ctb_size/min_cb_size).
-    A block of size s > min_cb_size is split iff it crosses the picture edge or the grid
-    marks any sample strictly inside it (off its own top row and left column).
+
+    A block of size s > min_cb_size is split iff it crosses the coded picture's edge or the
+    grid marks a sample strictly inside it (off its own top row and left column). Splits
+    nest (a child's inside lies in its parent's), so the depth of a sample is the number of
+    levels whose block around it is split; each level is one integral-image lookup per block.
     """
     h, w = grid.shape
     cw, chh = coded_size if coded_size is not None else (w, h)
-    depth = np.zeros((h, w), np.uint8)
-
-    def visit(x: int, y: int, s: int, d: int) -> None:
-        if x >= cw or y >= chh:
-            return
-        crosses = x + s > cw or y + s > chh
-        inner = grid[y + 1 : y + s, x + 1 : x + s]
-        if s > min_cb_size and (crosses or inner.any()):
-            half = s // 2
-            for dy in (0, half):
-                for dx in (0, half):
-                    visit(x + dx, y + dy, half, d + 1)
-        else:
-            depth[y : y + s, x : x + s] = d
-
-    for y in range(0, h, ctb_size):
-        for x in range(0, w, ctb_size):
-            visit(x, y, ctb_size, 0)
-    return depth
+    ph, pw = -(-h // ctb_size) * ctb_size, -(-w // ctb_size) * ctb_size
+    padded = np.zeros((ph + 1, pw + 1), np.int64)
+    padded[1 : h + 1, 1 : w + 1] = grid
+    integral = padded.cumsum(0).cumsum(1)  # integral[y, x] = marks in [0, y) × [0, x)
+    depth = np.zeros((ph, pw), np.uint8)
+    s = ctb_size
+    while s > min_cb_size:
+        y0 = np.arange(0, ph, s)[:, None]
+        x0 = np.arange(0, pw, s)[None, :]
+        inside = (integral[y0 + s, x0 + s] - integral[y0 + 1, x0 + s]
+                  - integral[y0 + s, x0 + 1] + integral[y0 + 1, x0 + 1])
+        split = (inside > 0) | (x0 + s > cw) | (y0 + s > chh)
+        depth += np.repeat(np.repeat(split, s, 0), s, 1).astype(np.uint8)
+        s //= 2
+    return depth[:h, :w].copy()
 
 
 def cb_grid_from_depth(depth: np.ndarray, ctb_size: int = 64) -> np.ndarray:
