@@ -237,3 +237,33 @@ def test_flat_inter_pictures_use_64x64_cus(tmp_path):
     assert (depth[0] == 1).all() and (depth[1:] == 0).all()
     for k, pic in enumerate(libde265.iter_decode(seq.bitstream)):
         check_depth(depth[k], pic.cb_grid)
+
+
+def random_quadtree(rng, w: int, h: int, ctb: int = 64, min_cb: int = 8) -> np.ndarray:
+    """A random CU depth map: each block splits with probability 1/2 (always at the edge)."""
+    ph, pw = -(-h // ctb) * ctb, -(-w // ctb) * ctb
+    depth = np.zeros((ph, pw), np.uint8)
+
+    def build(x: int, y: int, s: int, d: int) -> None:
+        if s > min_cb and (x + s > w or y + s > h or rng.random() < 0.5):
+            for dy in (0, s // 2):
+                for dx in (0, s // 2):
+                    build(x + dx, y + dy, s // 2, d + 1)
+        else:
+            depth[y : y + s, x : x + s] = d
+
+    for y in range(0, ph, ctb):
+        for x in range(0, pw, ctb):
+            build(x, y, ctb, 0)
+    return depth[:h, :w]
+
+
+def test_random_quadtrees_round_trip_through_the_grid():
+    """Random 64×64 quadtrees down to 8×8 (edge CTBs cut at 8-sample steps): drawing the
+    grid and reading it back gives the same depth."""
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        h, w = 8 * int(rng.integers(1, 20)), 8 * int(rng.integers(1, 20))
+        depth = random_quadtree(rng, w, h)
+        grid = libde265.cb_grid_from_depth(depth)
+        assert np.array_equal(libde265.depth_from_cb_grid(grid, 64, 8), depth)

@@ -360,25 +360,26 @@ def depth_from_cb_grid(grid: np.ndarray, ctb_size: int = 64, min_cb_size: int = 
     A block of size s > min_cb_size is split iff it crosses the coded picture's edge or the
     grid marks a sample strictly inside it (off its own top row and left column). Splits
     nest (a child's inside lies in its parent's), so the depth of a sample is the number of
-    levels whose block around it is split; each level is one integral-image lookup per block.
+    levels whose block around it is split (one vectorised pass over the grid per level).
     """
     h, w = grid.shape
     cw, chh = coded_size if coded_size is not None else (w, h)
     ph, pw = -(-h // ctb_size) * ctb_size, -(-w // ctb_size) * ctb_size
-    padded = np.zeros((ph + 1, pw + 1), np.int64)
-    padded[1 : h + 1, 1 : w + 1] = grid
-    integral = padded.cumsum(0).cumsum(1)  # integral[y, x] = marks in [0, y) × [0, x)
-    depth = np.zeros((ph, pw), np.uint8)
+    padded = np.zeros((ph, pw), bool)
+    padded[:h, :w] = grid
+    depth = np.zeros((ph // min_cb_size, pw // min_cb_size), np.uint8)  # per minimum CB
     s = ctb_size
     while s > min_cb_size:
+        blocks = padded.reshape(ph // s, s, pw // s, s)
+        inside = blocks[:, 1:, :, 1:].any(axis=(1, 3))
         y0 = np.arange(0, ph, s)[:, None]
         x0 = np.arange(0, pw, s)[None, :]
-        inside = (integral[y0 + s, x0 + s] - integral[y0 + 1, x0 + s]
-                  - integral[y0 + s, x0 + 1] + integral[y0 + 1, x0 + 1])
-        split = (inside > 0) | (x0 + s > cw) | (y0 + s > chh)
-        depth += np.repeat(np.repeat(split, s, 0), s, 1).astype(np.uint8)
+        split = (inside | (x0 + s > cw) | (y0 + s > chh)).astype(np.uint8)
+        r = s // min_cb_size
+        depth += np.repeat(np.repeat(split, r, 0), r, 1)
         s //= 2
-    return depth[:h, :w].copy()
+    full = np.repeat(np.repeat(depth, min_cb_size, 0), min_cb_size, 1)
+    return np.ascontiguousarray(full[:h, :w])
 
 
 def cb_grid_from_depth(depth: np.ndarray, ctb_size: int = 64) -> np.ndarray:
@@ -407,8 +408,7 @@ def qp_from_grey(grey: np.ndarray, slice_qp: int) -> np.ndarray:
     the headers is used (min(slice_qp, 20) / max(slice_qp, 40)), which is exact when
     cu_qp_delta_enabled_flag is 0 (every CU has the slice QP), as in codecnn's encodes.
     """
-    q = QP_DRAW_MIN + np.rint(grey.astype(np.float64) * (QP_DRAW_MAX - QP_DRAW_MIN) / 255.0)
-    q = q.astype(np.int64)
-    q[grey == 0] = min(slice_qp, QP_DRAW_MIN)
-    q[grey == 255] = max(slice_qp, QP_DRAW_MAX)
-    return np.clip(q, 0, 255).astype(np.uint8)
+    lut = QP_DRAW_MIN + np.rint(np.arange(256) * (QP_DRAW_MAX - QP_DRAW_MIN) / 255.0)
+    lut[0] = min(slice_qp, QP_DRAW_MIN)
+    lut[255] = max(slice_qp, QP_DRAW_MAX)
+    return np.clip(lut, 0, 255).astype(np.uint8)[grey]
