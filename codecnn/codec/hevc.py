@@ -16,7 +16,9 @@ the QP/depth analyses. The flow per (sequence, nominal QP):
    reconstruction, the CU depth plane and the QP plane (DESIGN.md "Raw planes": one uint8
    plane per picture at luma resolution, granularity 1).
 
-Depth is the quadtree depth of the CU inside its 64×64 CTB: 0 (64×64) .. 3 (8×8).
+Depth is the quadtree depth of the CU inside its 64×64 CTB: 0 (64×64) .. 3 (8×8). x265
+evaluates no 64×64 intra CUs (even a flat grey picture is coded as 32×32s), so intra
+pictures have depths 1..3 and depth 0 occurs in P/B pictures only.
 
 How HEVC CTBs meet the 132×132 network patches (decided here, done by `extract`): the
 default stays 128×128 windows on a 128-aligned grid, i.e. each window covers exactly 2×2
