@@ -361,5 +361,6 @@ def libde265_side_info(bitstream: Path, trace_text: str, rec: Path, qp_dir: Path
                      "depth_histogram": result.depth_histogram,
                      "depth_source": "libde265 draw_CB_grid (quadtree depth in the CTB)",
                      "qp_source": "libde265 draw_QuantPY (exact in 20..40), slice QP outside"},
-        "versions": {"libde265": libde265.libde265_version()},
+        "versions": {"libde265": f"{libde265.libde265_version()} "
+                                 f"({libde265.find_libde265()._name})"},
     }
