@@ -114,13 +114,14 @@ def parse_trace(text: str) -> list[DecodedPicture]:
                 delta = f.get("sh_qp_delta", 0)
             qp = 26 + p["pps_init_qp_minus26"] + delta
             stype = SLICE_TYPES[f.get("sh_slice_type", 2)]
-            if not new_picture_pending:  # another slice of the same picture
+            if not new_picture_pending:
+                # another slice of the same picture: keep the first slice's QP; the type is
+                # the least intra one (B > P > I), so a mixed picture counts as inter
                 last = pictures[-1]
                 pictures[-1] = DecodedPicture(
                     last.decode_index, last.cvs, last.poc, last.nal_unit_type,
-                    last.temporal_id, last.slice_type if last.slice_type == stype else
-                    min(last.slice_type, stype, key="IPB".index), last.slice_qp, last.pps_id,
-                    last.num_slices + 1)
+                    last.temporal_id, max(last.slice_type, stype, key="IPB".index),
+                    last.slice_qp, last.pps_id, last.num_slices + 1)
                 continue
             new_picture_pending = False
             nut = f["nal_unit_type"]

@@ -16,7 +16,7 @@ DEMO_QPS = (22, 27, 32, 37)
 DEMO_SOURCES = (("carphone_pristine", None, "carphone"), ("bikes", (320, 136), "bikes320"))
 
 
-def plot_rd(rows, path: Path) -> Path:
+def plot_rd(rows, path: Path, title: str = "") -> Path:
     """Rate-distortion curves (PSNR-Y over kbit/s) per source, saved as PNG atomically."""
     import matplotlib
 
@@ -29,7 +29,8 @@ def plot_rd(rows, path: Path) -> Path:
         ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", label=source)
     ax.set_xlabel("bitrate (kbit/s)")
     ax.set_ylabel("PSNR-Y (dB)")
-    ax.set_title("VVenC All Intra, QP 22-37")
+    if title:
+        ax.set_title(title)
     ax.grid(True, alpha=0.3)
     ax.legend()
     fig.tight_layout()
@@ -65,7 +66,8 @@ def run_encode_stage(out_dir: str | os.PathLike, frames: int = 8, qps=DEMO_QPS,
     tmp = coded / f".rd.md.{os.getpid()}.tmp"
     tmp.write_text(table + "\n")
     os.replace(tmp, coded / "rd.md")
-    plot_rd(rows, coded / "rd.png")
+    qtxt = f"QP {min(qps)}-{max(qps)}" if len(qps) > 1 else f"QP {qps[0]}"
+    plot_rd(rows, coded / "rd.png", f"VVenC {config.upper()}, {qtxt}, {frames} frames")
     echo(f"Stage 1 (encode): {len(manifests)} coded sequences, {frames} frames each, "
          f"{config.upper()}, preset {preset}")
     echo(table)
