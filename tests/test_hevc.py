@@ -267,3 +267,21 @@ def test_random_quadtrees_round_trip_through_the_grid():
         depth = random_quadtree(rng, w, h)
         grid = libde265.cb_grid_from_depth(depth)
         assert np.array_equal(libde265.depth_from_cb_grid(grid, 64, 8), depth)
+
+
+def test_ra_across_idr_pictures(tmp_path):
+    """20 frames, an IDR every 8: POC restarts in the stream but stays monotone in the
+    manifest, libde265 outputs every picture, and the maps keep matching its grid."""
+    (seq,) = encode_sequence(CARPHONE, [32], "ra", tmp_path, 20, codec="hevc",
+                             intra_period=8, progress=False)
+    assert [p.poc for p in seq.pictures] == list(range(20))
+    assert [k for k, p in enumerate(seq.pictures) if p.slice_type == "I"] == [0, 8, 16]
+    _, pics = hevc.read_hevc_headers(FFMPEG, seq.bitstream)
+    assert {p.nal_type for p in pics if p.slice_type == "I"} <= {19, 20}  # IDR pictures
+    depth = planes(seq.depth_map, 20)
+    n = 0
+    for k, pic in enumerate(libde265.iter_decode(seq.bitstream)):
+        check_depth(depth[k], pic.cb_grid)
+        n += 1
+    assert n == 20
+    assert (planes(seq.qp_map, 20) == 32).all()

@@ -50,6 +50,7 @@ SYSTEM_SONAME = "libde265.so.0"
 QP_DRAW_MIN, QP_DRAW_MAX = 20, 40  # draw_QuantPY's clamp (libde265 visualize.cc)
 
 _DE265_OK = 0
+_DE265_ERROR_IMAGE_BUFFER_FULL = 9
 _DE265_ERROR_WAITING_FOR_INPUT_DATA = 13
 _FIRST_WARNING = 1000  # de265_error values >= 1000 are warnings
 
@@ -320,8 +321,9 @@ def iter_decode(bitstream: str | os.PathLike | bytes, crop: tuple[int, int] = (0
         while more.value:
             more.value = 0
             err = lib.de265_decode(ctx, ctypes.byref(more))
-            if err not in (_DE265_OK, _DE265_ERROR_WAITING_FOR_INPUT_DATA) and \
-                    err < _FIRST_WARNING:
+            # IMAGE_BUFFER_FULL only asks for pictures to be taken out, done just below
+            if err not in (_DE265_OK, _DE265_ERROR_WAITING_FOR_INPUT_DATA,
+                           _DE265_ERROR_IMAGE_BUFFER_FULL) and err < _FIRST_WARNING:
                 raise CodecError(f"{name}: libde265: {_error_text(lib, err)}")
             while True:
                 warn = lib.de265_get_warning(ctx)
