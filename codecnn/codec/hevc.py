@@ -297,7 +297,7 @@ def decode_hevc(bitstream: str | os.PathLike, sps: HevcSps, pictures: list[HevcP
     hist = np.zeros(8, np.int64)
     try:
         n = 0
-        for pic in libde265.iter_decode(bitstream, crop=(sps.crop[0], sps.crop[2])):
+        for pic in libde265.iter_decode(bitstream, window=sps.crop):
             if n >= len(order) or pic.decode_index != order[n]:
                 raise CodecError(f"{bitstream}: libde265 output picture {n} is access unit "
                                  f"{pic.decode_index}, the headers' POC order says "

@@ -268,11 +268,13 @@ def _copy_plane(lib: ctypes.CDLL, img: int, channel: int) -> np.ndarray:
 
 
 def _draw(lib: ctypes.CDLL, img: int, width: int, height: int,
-          crop: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
+          window: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
     # The drawing functions work in coded-picture coordinates and draw_QuantPY fills whole
-    # CBs without clipping, so the canvas covers whole 64×64 CTBs plus the crop offset.
-    cw = -(-(width + crop[0]) // 64) * 64 + 64
-    ch = -(-(height + crop[1]) // 64) * 64 + 64
+    # CBs without clipping, so the canvas must hold the whole coded picture: the output size
+    # plus the conformance window, rounded up to whole 64×64 CTBs (HEVC's largest), plus one.
+    left, right, top, bottom = window
+    cw = -(-(width + left + right) // 64) * 64 + 64
+    ch = -(-(height + top + bottom) // 64) * 64 + 64
     u8p = ctypes.POINTER(ctypes.c_uint8)
     grid = np.zeros((ch, cw), np.uint8)
     lib.draw_CB_grid(img, grid.ctypes.data_as(u8p), cw, 255, 1)
@@ -280,19 +282,21 @@ def _draw(lib: ctypes.CDLL, img: int, width: int, height: int,
     lib.draw_QuantPY(img, grey.ctypes.data_as(u8p), cw, 1)
     coded_w = int(np.argmin(grid[0] > 0)) if not grid[0].all() else cw
     coded_h = int(np.argmin(grid[:, 0] > 0)) if not grid[:, 0].all() else ch
-    x0, y0 = crop
-    sl = np.s_[y0 : y0 + height, x0 : x0 + width]
+    sl = np.s_[top : top + height, left : left + width]
     return grid[sl] > 0, grey[sl].copy(), (coded_w, coded_h)
 
 
-def iter_decode(bitstream: str | os.PathLike | bytes, crop: tuple[int, int] = (0, 0),
+def iter_decode(bitstream: str | os.PathLike | bytes,
+                window: tuple[int, int, int, int] = (0, 0, 0, 0),
                 maps: bool = True) -> Iterator[DecodedPicture]:
     """Decode an HEVC Annex-B bitstream with libde265, yielding pictures in output order.
 
-    crop: (left, top) conformance-window offset in luma samples (0, 0 for x265 streams),
-    needed because the sherlock265 drawings are in coded-picture coordinates while the
-    planes come back cropped. maps=False skips the drawings (cb_grid/qp_grey are empty
-    arrays, coded_size is the output size): plain decoding, as the benchmark's baseline.
+    window: the SPS conformance window (left, right, top, bottom) in luma samples. The
+    sherlock265 drawings are in coded-picture coordinates while the planes come back
+    cropped; (0, 0, 0, 0) is right for x265 streams, whose right/bottom padding (< 8
+    samples) the canvas margin covers, and `hevc.decode_hevc` passes the SPS's.
+    maps=False skips the drawings (cb_grid/qp_grey are empty arrays, coded_size is the
+    output size): plain decoding, as the benchmark's baseline.
     """
     lib = find_libde265()
     if isinstance(bitstream, bytes):
@@ -336,7 +340,7 @@ def iter_decode(bitstream: str | os.PathLike | bytes, crop: tuple[int, int] = (0
                 planes = tuple(_copy_plane(lib, img, c) for c in range(1 if chroma == 0 else 3))
                 h, w = planes[0].shape
                 if maps:
-                    grid, grey, coded = _draw(lib, img, w, h, crop)
+                    grid, grey, coded = _draw(lib, img, w, h, window)
                 else:
                     grid, grey, coded = np.zeros((0, 0), bool), np.zeros((0, 0), np.uint8), (w, h)
                 pic = DecodedPicture(planes, lib.de265_get_bits_per_pixel(img, 0),
