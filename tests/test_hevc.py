@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from codecnn.codec import hevc, libde265
+from codecnn.codec.codecs import CODECS, decode_command
 from codecnn.codec.encode import encode_sequence
 from codecnn.codec.manifest import load_manifest
 from codecnn.errors import CodecError
@@ -43,7 +44,8 @@ def coded(tmp_path_factory):
 
 
 def ffmpeg_decode(bitstream: str, out: Path) -> bytes:
-    subprocess.run(hevc.ffmpeg_hevc_decode_args(FFMPEG, bitstream, out), check=True)
+    subprocess.run(decode_command(FFMPEG, CODECS["hevc"], bitstream, out), check=True,
+                   capture_output=True)
     return out.read_bytes()
 
 

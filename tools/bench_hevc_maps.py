@@ -42,6 +42,7 @@ def main() -> None:
     args = ap.parse_args()
 
     from codecnn.codec import hevc, libde265
+    from codecnn.codec.codecs import CODECS, decode_command
     from codecnn.codec.encode import encode_sequence
     from codecnn.codec.ffmpeg import find_ffmpeg
     from codecnn.codec.samples import find_sample
@@ -71,7 +72,8 @@ def main() -> None:
                     hevc.decode_hevc(bs, sps, pics, None, d, q)
 
                 def ffmpeg(bs=seq.bitstream, out=Path(tmp) / "ff.yuv"):
-                    subprocess.run(hevc.ffmpeg_hevc_decode_args(ff.path, bs, out), check=True)
+                    subprocess.run(decode_command(ff.path, CODECS["hevc"], bs, out), check=True,
+                                   capture_output=True)
 
                 base = best_of(plain, args.repeats)
                 for what, fn in (("libde265 decode (baseline)", None), ("+ drawings", drawn),

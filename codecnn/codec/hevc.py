@@ -86,20 +86,6 @@ def x265_options(qp: int, config: str, preset: str = "medium",
             "-x265-params", x265_params(config, intra_period)]
 
 
-def trace_headers_args(ffmpeg: str, bitstream: str | os.PathLike) -> list[str]:
-    """FFmpeg arguments that print every parameter set and slice header of a .265 file."""
-    return [ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "info", "-f", "hevc",
-            "-i", str(bitstream), "-c", "copy", "-bsf:v", "trace_headers", "-f", "null", "-"]
-
-
-def ffmpeg_hevc_decode_args(ffmpeg: str, bitstream: str | os.PathLike,
-                            out_yuv: str | os.PathLike) -> list[str]:
-    """FFmpeg's own HEVC decode to 10-bit raw YUV: the independent reference for libde265."""
-    return [ffmpeg, "-hide_banner", "-nostdin", "-y", "-loglevel", "error", "-f", "hevc",
-            "-c:v", "hevc", "-i", str(bitstream), "-f", "rawvideo", "-pix_fmt", "yuv420p10le",
-            str(out_yuv)]
-
-
 # --- header trace ------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -235,9 +221,10 @@ def _sps_geometry(f: dict[str, int]) -> HevcSps:
 def read_hevc_headers(ffmpeg: str, bitstream: str | os.PathLike) -> tuple[HevcSps,
                                                                           list[HevcPicture]]:
     """Run trace_headers on a .265 file and parse it (decode order)."""
+    from codecnn.codec.codecs import CODECS, trace_command
     from codecnn.codec.ffmpeg import run
 
-    proc = run(trace_headers_args(ffmpeg, bitstream), f"{bitstream}: reading headers")
+    proc = run(trace_command(ffmpeg, CODECS["hevc"], bitstream), f"{bitstream}: reading headers")
     return parse_hevc_trace(proc.stderr.decode("utf-8", "replace"), str(bitstream))
 
 
