@@ -13,8 +13,10 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
-from codecnn.codec import headers, vvc
+from codecnn.codec import headers, hevc, libde265, vvc
 from codecnn.codec.manifest import PictureInfo
 from codecnn.errors import CodecError
 from codecnn.io.yuv import YuvFormat
@@ -26,8 +28,11 @@ class CodecSpec:
 
     encoder_options(qp, config, preset, intra_period) -> FFmpeg options after `-c:v ENCODER`.
     pictures(trace_headers_text, bitstream_bytes) -> PictureInfo per picture, output order.
-    To add HEVC: codecnn/codec/hevc.py with x265 options and an HEVC header reader, then
-    CODECS["hevc"] = CodecSpec("hevc", "libx265", "hevc", "hevc", "bitstream.265", ...).
+    side_info(bitstream, trace_text, rec, qp_dir, qp) -> {"depth_map", "depth_map_format",
+        "qp_map", "qp_map_format", "settings", "versions"}: maps a decoder can export, written
+        into qp_dir after the reconstruction (HEVC: libde265); None where there are none.
+    check() -> None: raises CodecError before any encoding when something the codec needs
+        besides FFmpeg is missing (HEVC: the libde265 library).
     """
 
     name: str
@@ -42,6 +47,8 @@ class CodecSpec:
     max_qp: int = 63
     # trace text -> (coded width, coded height, conformance window l/r/t/b), or None
     coded_size: Callable[[str], tuple[int, int, tuple[int, int, int, int]]] | None = None
+    side_info: Callable[[Path, str, Path, Path, int], dict[str, Any]] | None = None
+    check: Callable[[], Any] | None = None
 
 
 CODECS: dict[str, CodecSpec] = {
@@ -50,6 +57,13 @@ CODECS: dict[str, CodecSpec] = {
         bitstream_name="bitstream.266", presets=vvc.PRESETS,
         encoder_options=vvc.vvenc_options, pictures=headers.picture_infos,
         coded_size=headers.coded_size,
+    ),
+    "hevc": CodecSpec(
+        name="hevc", encoder="libx265", decoder="hevc", muxer="hevc",
+        bitstream_name=hevc.BITSTREAM_NAME, presets=hevc.PRESETS,
+        encoder_options=hevc.x265_options, pictures=hevc.picture_infos,
+        version_pattern=hevc.VERSION_PATTERN, max_qp=hevc.MAX_QP,
+        side_info=hevc.libde265_side_info, check=libde265.find_libde265,
     ),
 }
 

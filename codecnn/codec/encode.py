@@ -254,6 +254,11 @@ def encode_qp(ff: FFmpeg, codec: CodecSpec, original: Original, source: str, qp:
         if codec.coded_size is not None:
             cw, ch, win = codec.coded_size(text)
             settings.update(coded_width=cw, coded_height=ch, conformance_window=list(win))
+        side: dict = {}
+        if codec.side_info is not None:  # maps the decoder exports (HEVC: depth and QP)
+            side = codec.side_info(bs_tmp, text, rec_tmp, qp_dir, qp)
+            settings.update(side.pop("settings", {}))
+            versions = {**versions, **side.pop("versions", {})}
         os.replace(bs_tmp, bs)
         os.replace(rec_tmp, rec)
     except BaseException:
@@ -268,6 +273,7 @@ def encode_qp(ff: FFmpeg, codec: CodecSpec, original: Original, source: str, qp:
         encoder_settings=settings, versions=dict(versions),
         commands={**original.commands, "encode": enc(bs), "decode": dec(bs, rec),
                   "trace_headers": trace_command(ff.path, codec, bs)},
+        **side,
     )
     save_manifest(seq, man)
     return seq
@@ -324,6 +330,8 @@ def encode_sequence(
     if jobs < 1:
         raise CodecError(f"-j must be at least 1, got {jobs}")
     ff = find_ffmpeg(ffmpeg, spec.encoder, spec.decoder, "trace_headers")
+    if spec.check is not None:
+        spec.check()
     source = name or Path(input_path).stem
     src_dir = Path(out_dir) / source
     existing = [src_dir / f"qp{qp}" / "manifest.json" for qp in qps]
