@@ -131,7 +131,11 @@ def write_shard(job: ShardJob, out_path: str | os.PathLike, grid: CtuGrid,
     tmp = tmp_path_for(out_path)
     t0 = time.perf_counter()
     try:
-        with h5py.File(tmp, "w") as f:
+        f = h5py.File(tmp, "w")
+    except OSError as e:
+        raise DataError(f"{out_path}: cannot write {tmp.name} ({e})") from None
+    try:
+        with f:
             for key, value in attrs.items():
                 f.attrs[key] = value
             rec_ds = f.create_dataset(shard.REC, (n, p, p), np.uint16, chunks=(1, p, p), **comp)
