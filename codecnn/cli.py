@@ -53,8 +53,8 @@ def main() -> None:
 @click.option("--ctu-size", default=128, type=int, show_default=True)
 @click.option("--border", default=2, type=int, show_default=True)
 @click.option("--full-ctus-only", is_flag=True, help="Skip CTUs cut by the picture edge.")
-@click.option("--compression", default=None, help="none | lzf | gzip-1 | blosc-zstd "
-              "(default blosc-zstd, chosen by tools/bench_extract.py).")
+@click.option("--compression", default=None, help="none | lzf | gzip-1 | blosc-zstd | "
+              "blosc-lz4 (default blosc-lz4, chosen by tools/bench_extract.py).")
 @click.option("--overwrite", is_flag=True, help="Replace existing shards.")
 def extract_cmd(rec, orig, size, bit_depth, qp, qp_map, qp_map_format, depth_map,
                 depth_map_format, sequence, manifests, more_manifests, output, jobs, ctu_size,

@@ -137,7 +137,7 @@ def test_dataset_info_cli(shards):
     proc = run_cli("dataset", "info", d, check=True)
     assert "QP 22: 24" in proc.stdout and "QP 37: 12" in proc.stdout
     assert "seqA: 24" in proc.stdout and "seqB: 12" in proc.stdout
-    assert "has_depth: True" in proc.stdout and "blosc/zstd" in proc.stdout
+    assert "has_depth: True" in proc.stdout and "blosc/lz4" in proc.stdout
     info = dataset_info(d)
     assert info["bytes"] == sum(p.stat().st_size for p in d.iterdir())
 
