@@ -22,7 +22,7 @@ import numpy as np
 from codecnn import __version__
 from codecnn.errors import DataError
 from codecnn.extract.grid import CtuGrid
-from codecnn.extract.sideinfo import SideMap
+from codecnn.extract.sideinfo import ConstantMap, SideMap
 from codecnn.io import shard
 from codecnn.io.yuv import YuvReader
 
@@ -158,7 +158,10 @@ def write_shard(job: ShardJob, out_path: str | os.PathLike, grid: CtuGrid,
                 rows = slice(k * per_frame, (k + 1) * per_frame)
                 rec_ds[rows] = grid.cut(job.rec.luma(k), positions, dtype=np.uint16)
                 orig_ds[rows] = grid.cut(job.orig.luma(k), positions, border=0, dtype=np.uint16)
-                qp_ds[rows] = grid.cut(job.qp_map.frame(k), positions)
+                if isinstance(job.qp_map, ConstantMap):  # one QP per picture: no map to cut
+                    qp_ds[rows] = np.full((per_frame, p, p), job.qp_map.values[k], np.uint8)
+                else:
+                    qp_ds[rows] = grid.cut(job.qp_map.frame(k), positions)
                 if depth_ds is not None:
                     depth_ds[rows] = grid.cut(job.depth_map.frame(k), positions)
                 m = meta[rows]
