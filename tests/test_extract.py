@@ -95,6 +95,25 @@ def test_patches_equal_direct_slices(tmp_path, pair):
         np.testing.assert_array_equal(p3[row, 2:2 + 72], f1[135, 128:200])
 
 
+def test_8bit_and_luma_only_input(tmp_path):
+    fmt = YuvFormat(W, H, 8, "400")
+    rec = make_yuv(tmp_path / f"rec_{W}x{H}_8bit_400.yuv", 1, fmt=fmt)
+    orig = make_yuv(tmp_path / f"orig_{W}x{H}_8bit_400.yuv", 2, fmt=fmt)
+    out = tmp_path / "s.h5"
+    run_cli("extract", "--yuv", rec, "--orig", orig, "--qp", "27", "-o", out, check=True)
+    s = read_shard(out)
+    assert s["attrs"]["bit_depth"] == 8 and s["rec"].dtype == np.uint16
+    frame = YuvReader(rec, fmt).luma(2)
+    m = s["meta"][11]
+    np.testing.assert_array_equal(s["rec"][11], reference_patch(frame, int(m["ctu_x"]),
+                                                                int(m["ctu_y"]), 132, 2))
+    from codecnn.datasets import ShardDataset
+
+    ds = ShardDataset(out)
+    assert ds.peak == 255.0
+    np.testing.assert_allclose(ds[11]["input"][0].numpy() * 255, s["rec"][11], atol=1e-4)
+
+
 def test_full_ctus_only_and_other_grid(tmp_path, pair):
     rec_path, orig_path = pair
     a = extract_yuv(rec_path, orig_path, tmp_path / "a.h5", size=(W, H), bit_depth=10, qp=22,
@@ -302,6 +321,9 @@ def test_manifest_slice_qps_and_depth(tmp_path):
     proc = run_cli("extract", "--manifest", m1, "--manifest", m2, "-o", out, check=True)
     assert proc.stdout.count("skipped") == 2
     assert (out / "seqA_qp32.h5").stat().st_mtime_ns == before
+    # A rerun with another grid never mixes grids silently.
+    assert_one_line_error(run_cli("extract", "--manifest", m1, "-o", out, "--ctu-size", "64"),
+                          str(out / "seqA_qp32.h5"), "--overwrite")
 
 
 def test_run_extract_stage(tmp_path, capsys):
