@@ -207,8 +207,8 @@ def dct_coefficients(residual, block: tuple[int, int] = (8, 8), *, kind: str = "
         scale = 1.0 / (4096.0 * math.sqrt(bw * bh))
     else:
         raise ValueError(f"DCT kind must be 'float' or 'int', got {kind!r}")
-    lt = torch.from_numpy(np.asarray(left, dtype=np.float64)).to(x.device)
-    rt = torch.from_numpy(np.asarray(right, dtype=np.float64)).to(x.device)
+    lt = torch.tensor(np.asarray(left, dtype=np.float64), device=x.device)
+    rt = torch.tensor(np.asarray(right, dtype=np.float64), device=x.device)
     c = _transform_tiles(x, lt, rt, bh, bw) * scale
     return c.reshape(*lead, *c.shape[1:]).cpu().numpy()
 
