@@ -42,7 +42,8 @@ class Spearman:
     n: int
 
 
-def _check_pair(x: np.ndarray, y: np.ndarray, min_n: int) -> tuple[np.ndarray, np.ndarray]:
+def _check_pair(x: np.ndarray, y: np.ndarray, min_n: int,
+                names: tuple[str, str] = ("x", "y")) -> tuple[np.ndarray, np.ndarray]:
     x = np.asarray(x, dtype=np.float64).ravel()
     y = np.asarray(y, dtype=np.float64).ravel()
     if x.shape != y.shape:
@@ -51,7 +52,7 @@ def _check_pair(x: np.ndarray, y: np.ndarray, min_n: int) -> tuple[np.ndarray, n
         raise UndefinedCorrelation(f"only {x.size} points (need {min_n})")
     if not (np.isfinite(x).all() and np.isfinite(y).all()):
         raise UndefinedCorrelation("non-finite values")
-    for name, v in (("x", x), ("y", y)):
+    for name, v in zip(names, (x, y), strict=True):
         if np.all(v == v[0]):
             raise UndefinedCorrelation(f"{name} is constant ({v[0]:g})")
     return x, y
@@ -73,31 +74,31 @@ def _r_and_p(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     return r, float(2.0 * stats.t.sf(abs(t), n - 2))
 
 
-def pearson(x, y, confidence: float = 0.95) -> Pearson:
+def pearson(x, y, confidence: float = 0.95, names: tuple[str, str] = ("x", "y")) -> Pearson:
     """Pearson r, two-sided p-value and Fisher-z confidence interval (needs n ≥ 4)."""
     from scipy import stats
 
-    x, y = _check_pair(x, y, 4)
+    x, y = _check_pair(x, y, 4, names)
     r, p = _r_and_p(x, y)
     z = math.atanh(max(min(r, 1 - 1e-16), -1 + 1e-16))
     half = stats.norm.ppf(0.5 + confidence / 2) / math.sqrt(x.size - 3)
     return Pearson(r, p, math.tanh(z - half), math.tanh(z + half), int(x.size))
 
 
-def spearman(x, y) -> Spearman:
+def spearman(x, y, names: tuple[str, str] = ("x", "y")) -> Spearman:
     """Spearman's rho (Pearson on average ranks) and its two-sided p-value (n ≥ 3)."""
     from scipy import stats
 
-    x, y = _check_pair(x, y, 3)
+    x, y = _check_pair(x, y, 3, names)
     rx, ry = stats.rankdata(x), stats.rankdata(y)
     rho, p = _r_and_p(rx, ry)
     return Spearman(rho, p, int(x.size))
 
 
-def correlate(x, y) -> dict[str, Any]:
+def correlate(x, y, names: tuple[str, str] = ("x", "y")) -> dict[str, Any]:
     """Pearson and Spearman as a plain dict; {'undefined': reason} when they do not exist."""
     try:
-        pe, sp = pearson(x, y), spearman(x, y)
+        pe, sp = pearson(x, y, names=names), spearman(x, y, names=names)
     except UndefinedCorrelation as e:
         return {"n": int(np.size(x)), "undefined": str(e)}
     return {"n": pe.n, "pearson_r": pe.r, "pearson_p": pe.p, "ci95": [pe.ci_low, pe.ci_high],
@@ -115,9 +116,10 @@ def analyze_correlation(table: CtuTable) -> dict[str, Any]:
     results = {}
     for name, m in groups.items():
         entry = {"n": int(m.sum()), "mse_mean": float(table.mse[m].mean()),
-                 "qp_vs_mse": correlate(table.slice_qp[m], table.mse[m])}
+                 "qp_vs_mse": correlate(table.slice_qp[m], table.mse[m], ("slice QP", "MSE"))}
         if table.has_depth:
-            entry["depth_vs_mse"] = correlate(table.mean_depth[m], table.mse[m])
+            entry["depth_vs_mse"] = correlate(table.mean_depth[m], table.mse[m],
+                                              ("mean depth", "MSE"))
             entry["depth_mean"] = float(table.mean_depth[m].mean())
         results[name] = entry
     return {

@@ -80,13 +80,16 @@ def iter_chunks(paths: str | os.PathLike | Sequence[str | os.PathLike],
             has_depth = with_depth and DEPTH in f
             for start in range(0, len(rows), CHUNK):
                 idx = rows[start : start + CHUNK]
-                sl = slice(int(idx[0]), int(idx[-1]) + 1)  # contiguous read, then select
-                sel = idx - idx[0]
+                if idx[-1] - idx[0] < 2 * len(idx):  # dense: one contiguous read, then select
+                    sl, sel = slice(int(idx[0]), int(idx[-1]) + 1), idx - idx[0]
+                    read = lambda name, sl=sl, sel=sel: f[name][sl][sel]  # noqa: E731
+                else:  # sparse: h5py point selection (sorted indices)
+                    read = lambda name, idx=idx: f[name][idx.tolist()]  # noqa: E731
                 yield CtuChunk(
                     path=path,
-                    orig=f[ORIG][sl][sel],
-                    rec=f[REC][sl][sel],
-                    depth=f[DEPTH][sl][sel] if has_depth else None,
+                    orig=read(ORIG),
+                    rec=read(REC),
+                    depth=read(DEPTH) if has_depth else None,
                     meta=meta_all[idx],
                     border=border,
                     bit_depth=bit_depth,

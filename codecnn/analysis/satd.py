@@ -95,13 +95,16 @@ def _as_blocks(residual, block: tuple[int, int], device):
 
 
 def _transform_tiles(x, left, right, kh: int, kw: int):
-    """x [B, H, W] → coefficients [B, H/kh, W/kw, kh, kw] = left · tile · rightᵀ per tile."""
-    torch = _torch()
+    """x [B, H, W] → coefficients left · tile · rightᵀ of every kh×kw tile, laid out as
+    [B, H/kh, kh, W/kw, kw] (coefficient (u, v) of tile (ty, tx) at [b, ty, u, tx, v]).
+
+    Two large matrix products on contiguous views, no permutation copies: the left product
+    runs over whole strips of kh rows, the right one over all rows of kw samples.
+    """
     B, H, W = x.shape
-    t = x.reshape(B, H // kh, kh, W // kw, kw)
-    t = torch.tensordot(t, right, dims=([4], [1]))  # [B, ty, kh, tx, kw']
-    t = torch.tensordot(t, left, dims=([2], [1]))  # [B, ty, tx, kw', kh']
-    return t.transpose(-1, -2)
+    t = left @ x.reshape(B * (H // kh), kh, W)  # [B·ty, kh, W]
+    t = t.reshape(-1, kw) @ right.T  # [B·ty·kh·tx, kw]
+    return t.reshape(B, H // kh, kh, W // kw, kw)
 
 
 def _hadamard_kernel_satd(x, kw: int, kh: int):
@@ -109,10 +112,10 @@ def _hadamard_kernel_satd(x, kw: int, kh: int):
     torch = _torch()
     hh = torch.from_numpy(hadamard_matrix(kh)).to(x.device, torch.float64)
     hw = torch.from_numpy(hadamard_matrix(kw)).to(x.device, torch.float64)
-    c = _transform_tiles(x, hh, hw, kh, kw).abs()
+    c = _transform_tiles(x, hh, hw, kh, kw).abs_()
     # float64 sums of integers below 2**53 are exact; round guards the conversion only
-    total = torch.round(c.sum(dim=(-1, -2))).to(torch.int64)
-    dc = torch.round(c[..., 0, 0]).to(torch.int64)
+    total = torch.round(c.sum(dim=(2, 4))).to(torch.int64)
+    dc = torch.round(c[:, :, 0, :, 0]).to(torch.int64)
     s = total - dc + (dc >> 2)  # JVET_R0164: DC counted at a quarter
     if (kw, kh) == (2, 2):
         return s
@@ -190,13 +193,8 @@ def vvc_dct2_matrix(n: int) -> np.ndarray:
     return m
 
 
-def dct_coefficients(residual, block: tuple[int, int] = (8, 8), *, kind: str = "float",
-                     device=None) -> np.ndarray:
-    """2-D DCT-II of every width×height block: float64 [..., H/bh, W/bw, bh, bw].
-
-    kind "float": orthonormal DCT-II (Parseval holds); "int": VVC's integer core matrices,
-    rescaled by 1/(4096·sqrt(bw·bh)) to the orthonormal scale (before any VVC shift/rounding).
-    """
+def _dct_tiles(residual, block: tuple[int, int], kind: str, device):
+    """Orthonormal-scale DCT coefficients as a torch tensor [B, H/bh, bh, W/bw, bw]."""
     torch = _torch()
     bw, bh = block
     x, lead = _as_blocks(residual, block, device)
@@ -209,7 +207,18 @@ def dct_coefficients(residual, block: tuple[int, int] = (8, 8), *, kind: str = "
         raise ValueError(f"DCT kind must be 'float' or 'int', got {kind!r}")
     lt = torch.tensor(np.asarray(left, dtype=np.float64), device=x.device)
     rt = torch.tensor(np.asarray(right, dtype=np.float64), device=x.device)
-    c = _transform_tiles(x, lt, rt, bh, bw) * scale
+    return _transform_tiles(x, lt, rt, bh, bw) * scale, lead
+
+
+def dct_coefficients(residual, block: tuple[int, int] = (8, 8), *, kind: str = "float",
+                     device=None) -> np.ndarray:
+    """2-D DCT-II of every width×height block: float64 [..., H/bh, W/bw, bh, bw].
+
+    kind "float": orthonormal DCT-II (Parseval holds); "int": VVC's integer core matrices,
+    rescaled by 1/(4096·sqrt(bw·bh)) to the orthonormal scale (before any VVC shift/rounding).
+    """
+    c, lead = _dct_tiles(residual, block, kind, device)
+    c = c.permute(0, 1, 3, 2, 4)
     return c.reshape(*lead, *c.shape[1:]).cpu().numpy()
 
 
@@ -220,9 +229,10 @@ def dct_satd(residual, block: tuple[int, int] = (8, 8), *, kind: str = "float",
     residual: integer [..., H, W]; returns float64 [..., H/bh, W/bw].
     dc_weight 0.25 mirrors JVET_R0164's mean-scaled SATD; 1.0 gives the plain L1 norm.
     """
-    c = np.abs(dct_coefficients(residual, block, kind=kind, device=device))
-    total = c.sum(axis=(-1, -2)) - (1.0 - dc_weight) * c[..., 0, 0]
-    return 2.0 * total
+    c, lead = _dct_tiles(residual, block, kind, device)
+    c = c.abs_()
+    total = 2.0 * (c.sum(dim=(2, 4)) - (1.0 - dc_weight) * c[:, :, 0, :, 0])
+    return total.reshape(*lead, *total.shape[1:]).cpu().numpy()
 
 
 def sse(residual, block: tuple[int, int] = (8, 8)) -> np.ndarray:

@@ -184,7 +184,7 @@ def plot_weights(result: dict[str, Any], path: Path) -> Path:
     var_w = A**2 * m["var_qp"] + 2 * A * B * m["cov_qp_depth"] + B**2 * m["var_depth"]
     with np.errstate(invalid="ignore", divide="ignore"):
         corr = (A * m["cov_qp_mse"] + B * m["cov_depth_mse"]) / np.sqrt(var_w * m["var_mse"])
-    fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(11, 4.3))
+    fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(12, 4.5), layout="constrained")
     im = ax0.contourf(A, B, np.ma.masked_invalid(corr), levels=30, cmap="viridis")
     fig.colorbar(im, ax=ax0, label="corr(w, MSE)")
     pts = np.array(result["bo_free"]["points"])
