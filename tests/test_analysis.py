@@ -217,6 +217,14 @@ def test_satd_analysis_on_shards_and_yuv(shards, tmp_path):
     res = run_satd_analysis(tmp_path / "y", rec=tmp_path / "r_64x32.yuv",
                             orig=tmp_path / "o_64x32.yuv", block=8, progress=False)
     assert res["ranking"]["blocks"] == 2 * 4 * 8
+    proc = run_cli("analyze", "satd", "--rec", tmp_path / "r_64x32.yuv", "--orig",
+                   tmp_path / "o_64x32.yuv", "--block", "16", "-o", tmp_path / "c", check=True)
+    assert "DC-heavy example" in proc.stdout
+    js = json.loads((tmp_path / "c" / "satd.json").read_text())
+    assert js["block"] == 16 and js["ranking"]["blocks"] == 2 * 2 * 4
+    proc = run_cli("analyze", "satd", "--rec", tmp_path / "r_64x32.yuv", "--orig",
+                   tmp_path / "missing_64x32.yuv", "-o", tmp_path / "c")
+    assert_one_line_error(proc, "missing_64x32.yuv", "no such file")
 
 
 def test_cli_correlation_and_weights(shards, tmp_path):

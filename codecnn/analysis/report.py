@@ -87,5 +87,5 @@ def _fmt(value: Any) -> str:
             return str(int(value))
         if value != 0 and (abs(value) < 1e-3 or abs(value) >= 1e6):
             return f"{value:.3g}"
-        return f"{value:.4f}"
+        return f"{value:.1f}" if abs(value) >= 100 else f"{value:.4f}"
     return str(value)

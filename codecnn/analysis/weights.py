@@ -237,7 +237,7 @@ def run_weights(data: str | os.PathLike | Sequence[str | os.PathLike],
 def run_weights_stage(shard_dir: str | os.PathLike, out_dir: str | os.PathLike
                       ) -> dict[str, Any]:
     """Demo stage (shards with depth, e.g. HEVC via libde265): weights search; prints table."""
-    result = run_weights(shard_dir, out_dir, init_points=6, n_iter=24, progress=False)
+    result = run_weights(shard_dir, out_dir, init_points=8, n_iter=40, progress=False)
     print(result["table"])
     return result
 
