@@ -23,6 +23,7 @@ from codecnn.analysis.ranking import (
     run_satd_analysis,
 )
 from codecnn.analysis.weights import analyze_weights, closed_form
+from codecnn.errors import DataError
 from codecnn.io.shard import META_DTYPE
 
 CTU, BORDER = 32, 2
@@ -263,6 +264,10 @@ def test_cli_bad_input(shards, shards_no_depth, tmp_path):
     proc = run_cli("analyze", "correlation", "--data", const, "-o", tmp_path / "c")
     assert_one_line_error(proc, "residual MSE is constant", "undefined")
     assert not (tmp_path / "c" / "correlation.json").exists()
+    with pytest.raises(DataError, match="MSE is constant"):
+        analyze_weights(load_ctu_table(const, progress=False), init_points=1, n_iter=0)
+    proc = run_cli("analyze", "weights", "--data", shards, "--qp", "23,24", "-o", tmp_path)
+    assert_one_line_error(proc, "no CTUs with nominal QP in [23, 24]")
     proc = run_cli("analyze", "satd", "-o", tmp_path / "s")
     assert_one_line_error(proc, "--data SHARDS", "--rec")
     proc = run_cli("analyze", "correlation", "--data", tmp_path / "missing", "-o", tmp_path)

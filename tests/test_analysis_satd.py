@@ -68,6 +68,21 @@ def test_tiled_16x16_is_four_8x8(bit_depth):
     np.testing.assert_array_equal(hadamard_satd(r, (16, 16))[:, 0, 0], expected)
 
 
+def test_2x2_kernel_has_no_normalisation():
+    # xCalcHADs2x2: |dc| >> 2 plus the three other |coefficients|, nothing else
+    rng = np.random.default_rng(8)
+    r = rng.integers(-1023, 1024, size=(500, 2, 2))
+    coef = np.einsum("ij,njk,lk->nil", scipy.linalg.hadamard(2), r, scipy.linalg.hadamard(2))
+    expected = np.abs(coef).sum((1, 2)) - np.abs(coef[:, 0, 0]) + np.abs(coef[:, 0, 0]) // 4
+    np.testing.assert_array_equal(hadamard_satd(r, (2, 2))[:, 0, 0], expected)
+    # a 6x6 block has no 4x4 tiling: nine 2x2 kernels
+    r6 = rng.integers(-255, 256, size=(20, 6, 6))
+    got = hadamard_satd(r6, (6, 6))[:, 0, 0]
+    parts = [hadamard_satd(r6[:, y : y + 2, x : x + 2], (2, 2))[:, 0, 0]
+             for y in (0, 2, 4) for x in (0, 2, 4)]
+    np.testing.assert_array_equal(got, sum(parts))
+
+
 def test_tiling_rules_follow_xgethads():
     assert vtm_kernel(16, 16) == (8, 8)
     assert vtm_kernel(32, 16) == (16, 8)
