@@ -1,1 +1,7 @@
+"""Research analyses behind the filter: SATD (Hadamard as in VTM, DCT), how the CTU
+residual MSE correlates with QP and CU depth, and a Bayesian search of a QP/depth weighting.
 
+Modules: satd (transforms), ranking (`analyze satd`), correlation (`analyze correlation`),
+weights (`analyze weights`), ctu_data (per-CTU table from shards), report (JSON/PNG/tables).
+Demo stages: correlation.run_correlation_stage, weights.run_weights_stage.
+"""
