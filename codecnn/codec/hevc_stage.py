@@ -92,7 +92,7 @@ def run_hevc_encode_stage(out_dir: str | os.PathLike, frames: int = 8, qps=DEMO_
     manifests, rows = [], []
     for sample, scale, name in DEMO_SOURCES:
         _, _, path = find_sample(sample)
-        seqs = encode_sequence(path, qps, config, coded, frames, codec="hevc", preset=preset,
+        seqs = encode_sequence(path, qps, config, frames, coded, codec="hevc", preset=preset,
                                scale=scale, name=name, jobs=jobs, ffmpeg=ffmpeg,
                                overwrite=True)
         for s in seqs:
