@@ -1,3 +1,3 @@
 from codecnn.cli import main
 
-main()
+main(prog_name="codecnn")

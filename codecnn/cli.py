@@ -16,7 +16,12 @@ from codecnn.errors import CodecnnError
 
 
 class _Group(click.Group):
-    """A click group that reports library errors as one line instead of a traceback."""
+    """A click group that reports errors as one line instead of a traceback or usage text.
+
+    Library errors exit 1; usage errors of subcommands (a bad --config choice, a missing
+    option) exit 2, as click's own do. Progress bars only draw on a terminal (tqdm
+    disable=None), so a failure after a bar started still reads as one line in a log.
+    """
 
     def invoke(self, ctx: click.Context):
         try:
@@ -24,6 +29,10 @@ class _Group(click.Group):
         except CodecnnError as e:
             click.echo(f"codecnn: error: {e}", err=True)
             sys.exit(1)
+        except click.UsageError as e:
+            name = e.ctx.command_path if e.ctx else "codecnn"
+            click.echo(f"{name}: error: {e.format_message()} (see --help)", err=True)
+            sys.exit(2)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})

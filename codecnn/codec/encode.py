@@ -361,7 +361,7 @@ def encode_sequence(
 
     results: list[CodedSequence] = []
     bar = tqdm(total=len(qps), desc=f"encode {source} {config}", unit="QP", file=sys.stderr,
-               disable=not progress, leave=False)
+               disable=None if progress else True, leave=False)
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         futures = [pool.submit(encode_qp, ff, spec, original, source, qp, config, preset,
                                src_dir / f"qp{qp}", versions, intra_period, threads)
