@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from codecnn.codec.stage import DEMO_QPS, DEMO_SOURCES
+from codecnn.codec.stage import DEMO_QPS, DEMO_SOURCES, run_encode_stage, write_text_atomic
 
 
 def depth_rows(manifests: list[Path]) -> list[dict[str, Any]]:
@@ -66,16 +66,10 @@ def plot_depth(rows: list[dict[str, Any]], path: Path) -> Path:
     return path
 
 
-def _write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text + "\n")
-    os.replace(tmp, path)
-
-
 def run_hevc_encode_stage(out_dir: str | os.PathLike, frames: int = 8, qps=DEMO_QPS,
                           config: str = "ai", preset: str = "medium", jobs: int = 2,
                           ffmpeg: str | os.PathLike | None = None,
-                          echo=print) -> dict[str, Any]:
+                          echo=print, sources=DEMO_SOURCES) -> dict[str, Any]:
     """Encode the demo samples with x265 (+ libde265 depth/QP maps); print and return tables.
 
     Writes OUT/coded_hevc/<source>/qp<QP>/{bitstream.265, rec.yuv, depth.raw, qp.raw,
@@ -84,30 +78,13 @@ def run_hevc_encode_stage(out_dir: str | os.PathLike, frames: int = 8, qps=DEMO_
     "depth_rows": [{"source", "qp", "share" (per depth 0..3), "mean_depth"}],
     "depth_table": markdown}. Re-running replaces earlier outputs.
     """
-    from codecnn.codec.encode import encode_sequence, format_table, summarize
-    from codecnn.codec.samples import find_sample
-    from codecnn.codec.stage import plot_rd
-
+    result = run_encode_stage(out_dir, frames, qps, config, preset, jobs, ffmpeg, echo,
+                              codec="hevc", sources=sources, subdir="coded_hevc")
     coded = Path(out_dir) / "coded_hevc"
-    manifests, rows = [], []
-    for sample, scale, name in DEMO_SOURCES:
-        _, _, path = find_sample(sample)
-        seqs = encode_sequence(path, qps, config, frames, coded, codec="hevc", preset=preset,
-                               scale=scale, name=name, jobs=jobs, ffmpeg=ffmpeg,
-                               overwrite=True)
-        for s in seqs:
-            manifests.append(coded / name / f"qp{s.qp}" / "manifest.json")
-            rows.append(summarize(s))
-    table = format_table(rows)
-    _write(coded / "rd.md", table)
-    plot_rd(rows, coded / "rd.png")
-    drows = depth_rows(manifests)
+    drows = depth_rows(result["manifests"])
     dtable = format_depth_table(drows)
-    _write(coded / "depth.md", dtable)
+    write_text_atomic(coded / "depth.md", dtable)
     plot_depth(drows, coded / "depth.png")
-    echo(f"Stage 1 (encode, HEVC): {len(manifests)} coded sequences, {frames} frames each, "
-         f"{config.upper()}, x265 preset {preset}, depth and QP maps from libde265")
-    echo(table)
+    echo("CU depth from libde265 (share of luma samples per CU size):")
     echo(dtable)
-    return {"manifests": manifests, "rows": rows, "table": table, "depth_rows": drows,
-            "depth_table": dtable}
+    return {**result, "depth_rows": drows, "depth_table": dtable}

@@ -41,34 +41,44 @@ def plot_rd(rows, path: Path, title: str = "") -> Path:
     return path
 
 
+def write_text_atomic(path: Path, text: str) -> Path:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text + "\n")
+    os.replace(tmp, path)
+    return path
+
+
 def run_encode_stage(out_dir: str | os.PathLike, frames: int = 8, qps=DEMO_QPS,
-                     config: str = "ai", preset: str = "faster", jobs: int = 2,
-                     ffmpeg: str | os.PathLike | None = None, echo=print) -> dict[str, Any]:
+                     config: str = "ai", preset: str | None = None, jobs: int = 2,
+                     ffmpeg: str | os.PathLike | None = None, echo=print, codec: str = "vvc",
+                     sources=DEMO_SOURCES, subdir: str | None = None) -> dict[str, Any]:
     """Encode the demo samples; print and return a table of bitrate and PSNR-Y per QP.
 
-    Writes OUT/coded/<source>/... (see codecnn.codec.encode) and OUT/coded/rd.{md,png}.
+    sources: (sample name, scale (w, h) or None, coded name) triples; preset None takes the
+    codec's fastest ("faster" for VVenC, "medium" for x265). Writes
+    OUT/<subdir or "coded">/<source>/... (see codecnn.codec.encode) and .../rd.{md,png}.
     Returns {"manifests": [manifest paths], "rows": [QpSummary], "table": markdown str}.
     Re-running replaces earlier demo outputs.
     """
     from codecnn.codec.encode import encode_sequence, format_table, summarize
     from codecnn.codec.samples import find_sample
 
-    coded = Path(out_dir) / "coded"
+    preset = preset or {"vvc": "faster", "hevc": "medium"}.get(codec)
+    coded = Path(out_dir) / (subdir or "coded")
     manifests, rows = [], []
-    for sample, scale, name in DEMO_SOURCES:
+    for sample, scale, name in sources:
         _, _, path = find_sample(sample)
-        seqs = encode_sequence(path, qps, config, frames, coded, preset=preset, scale=scale,
-                               name=name, jobs=jobs, ffmpeg=ffmpeg, overwrite=True)
+        seqs = encode_sequence(path, qps, config, frames, coded, codec=codec, preset=preset,
+                               scale=scale, name=name, jobs=jobs, ffmpeg=ffmpeg, overwrite=True)
         for s in seqs:
             manifests.append(coded / name / f"qp{s.qp}" / "manifest.json")
             rows.append(summarize(s))
     table = format_table(rows)
-    tmp = coded / f".rd.md.{os.getpid()}.tmp"
-    tmp.write_text(table + "\n")
-    os.replace(tmp, coded / "rd.md")
+    write_text_atomic(coded / "rd.md", table)
     qtxt = f"QP {min(qps)}-{max(qps)}" if len(qps) > 1 else f"QP {qps[0]}"
-    plot_rd(rows, coded / "rd.png", f"VVenC {config.upper()}, {qtxt}, {frames} frames")
-    echo(f"Stage 1 (encode): {len(manifests)} coded sequences, {frames} frames each, "
-         f"{config.upper()}, preset {preset}")
+    encoder = {"vvc": "VVenC", "hevc": "x265"}.get(codec, codec)
+    plot_rd(rows, coded / "rd.png", f"{encoder} {config.upper()}, {qtxt}, {frames} frames")
+    echo(f"encode: {len(manifests)} coded sequences ({codec.upper()}, {encoder} preset "
+         f"{preset}, {config.upper()}), {frames} frames each")
     echo(table)
     return {"manifests": manifests, "rows": rows, "table": table}
