@@ -1,1 +1,22 @@
+"""Torch datasets over HDF5 shards: normalisation, augmentation, a split by sequence."""
 
+from codecnn.datasets.info import dataset_info, format_info
+from codecnn.datasets.shards import (
+    DEPTH_SCALE,
+    PLANES,
+    QP_SCALE,
+    ShardDataset,
+    list_sequences,
+    split_by_sequence,
+)
+
+__all__ = [
+    "DEPTH_SCALE",
+    "PLANES",
+    "QP_SCALE",
+    "ShardDataset",
+    "dataset_info",
+    "format_info",
+    "list_sequences",
+    "split_by_sequence",
+]

@@ -1,0 +1,182 @@
+"""Writes one HDF5 shard (schema: codecnn.io.shard) from a reconstruction, its original and
+its side-info maps, under a temporary name that is renamed only when the shard is complete.
+
+Chunks hold one patch each, so a Dataset reads a patch with one chunk decode. The default
+compression is chosen by measurement (tools/bench_extract.py): see `DEFAULT_COMPRESSION`.
+
+`CODECNN_TEST_SLOW_WRITE=SECONDS` (test-only) sleeps that long after each picture so a test
+can kill a real extraction in the middle of writing; nothing else reads it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from codecnn import __version__
+from codecnn.errors import DataError
+from codecnn.extract.grid import CtuGrid
+from codecnn.extract.sideinfo import SideMap
+from codecnn.io import shard
+from codecnn.io.yuv import YuvReader
+
+# Measured in tools/bench_extract.py (720p 10-bit VVC reconstructions): Blosc/Zstd with
+# bit-shuffle stores a shard at about half the size of no compression and reads as fast as lzf.
+DEFAULT_COMPRESSION = "blosc-zstd"
+COMPRESSIONS = ("none", "lzf", "gzip-1", "blosc-zstd")
+SLOW_WRITE_ENV = "CODECNN_TEST_SLOW_WRITE"
+
+
+def compression_kwargs(name: str) -> dict[str, Any]:
+    """h5py create_dataset keyword arguments for a compression name of COMPRESSIONS."""
+    if name == "none":
+        return {}
+    if name == "lzf":
+        return {"compression": "lzf"}
+    if name == "gzip-1":
+        return {"compression": "gzip", "compression_opts": 1}
+    if name == "blosc-zstd":
+        import hdf5plugin
+
+        return dict(hdf5plugin.Blosc(cname="zstd", clevel=3, shuffle=hdf5plugin.Blosc.BITSHUFFLE))
+    raise DataError(f"unknown compression {name!r} (use {', '.join(COMPRESSIONS)})")
+
+
+@dataclass
+class ShardJob:
+    """Everything one shard is made from; frame k of rec/orig is output picture k.
+
+    rec/orig: readers of the same geometry and bit depth; pocs/slice_qps/slice_types: one
+    entry per picture; qp_map: per-sample QP; depth_map: None when depth is unknown.
+    """
+
+    sequence: str
+    nominal_qp: int
+    rec: YuvReader
+    orig: YuvReader
+    pocs: list[int]
+    slice_qps: list[int]
+    slice_types: list[str]
+    qp_map: SideMap
+    depth_map: SideMap | None = None
+    codec: str = "unknown"
+    config: str = "unknown"
+    source: dict[str, Any] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)
+
+
+def tmp_path_for(path: Path) -> Path:
+    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+
+
+def remove_stale_tmp(path: Path) -> None:
+    """Delete `.NAME.<pid>.tmp` files of `path` left by processes that no longer run."""
+    for tmp in path.parent.glob(f".{path.name}.*.tmp"):
+        try:
+            pid = int(tmp.name[len(path.name) + 2 : -4])
+        except ValueError:
+            continue
+        if pid == os.getpid():
+            continue
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            tmp.unlink(missing_ok=True)
+        except PermissionError:
+            pass
+
+
+def write_shard(job: ShardJob, out_path: str | os.PathLike, grid: CtuGrid,
+                full_ctus_only: bool = False, compression: str = DEFAULT_COMPRESSION,
+                progress: bool = True) -> dict[str, Any]:
+    """Cut every picture of `job` into patches and write the shard; returns a small summary.
+
+    The caller decides about overwriting; this writes `out_path` atomically (os.replace).
+    """
+    import h5py
+    from tqdm import tqdm
+
+    out_path = Path(out_path)
+    frames = len(job.rec)
+    positions = grid.positions(full_ctus_only)
+    per_frame = len(positions)
+    n = frames * per_frame
+    p, c = grid.patch_size, grid.ctu_size
+    comp = compression_kwargs(compression)
+    slow = float(os.environ.get(SLOW_WRITE_ENV, "0") or 0)
+    attrs = {
+        "format_version": shard.FORMAT_VERSION,
+        "bit_depth": job.rec.format.bit_depth,
+        "ctu_size": c,
+        "border": grid.border,
+        "has_depth": job.depth_map is not None,
+        "sequence": job.sequence,
+        "nominal_qp": int(job.nominal_qp),
+        "codec": job.codec,
+        "config": job.config,
+        "source": json.dumps(job.source, sort_keys=True),
+        "settings": json.dumps(job.settings, sort_keys=True),
+        "codecnn_version": __version__,
+        "width": job.rec.format.width,
+        "height": job.rec.format.height,
+        "full_ctus_only": bool(full_ctus_only),
+        "compression": compression,
+    }
+    tmp = tmp_path_for(out_path)
+    t0 = time.perf_counter()
+    try:
+        with h5py.File(tmp, "w") as f:
+            for key, value in attrs.items():
+                f.attrs[key] = value
+            rec_ds = f.create_dataset(shard.REC, (n, p, p), np.uint16, chunks=(1, p, p), **comp)
+            orig_ds = f.create_dataset(shard.ORIG, (n, c, c), np.uint16, chunks=(1, c, c), **comp)
+            qp_ds = f.create_dataset(shard.QP, (n, p, p), np.uint8, chunks=(1, p, p), **comp)
+            depth_ds = None
+            if job.depth_map is not None:
+                depth_ds = f.create_dataset(shard.DEPTH, (n, p, p), np.uint8, chunks=(1, p, p),
+                                            **comp)
+            meta = np.zeros(n, shard.META_DTYPE)
+            seq_name = job.sequence.encode("utf-8")[:64]
+            bar = tqdm(range(frames), desc=f"extract {out_path.name}", unit="pic",
+                       disable=None if progress else True)
+            for k in bar:
+                rows = slice(k * per_frame, (k + 1) * per_frame)
+                rec_ds[rows] = grid.cut(job.rec.luma(k), positions, dtype=np.uint16)
+                orig_ds[rows] = grid.cut(job.orig.luma(k), positions, border=0, dtype=np.uint16)
+                qp_ds[rows] = grid.cut(job.qp_map.frame(k), positions)
+                if depth_ds is not None:
+                    depth_ds[rows] = grid.cut(job.depth_map.frame(k), positions)
+                m = meta[rows]
+                m["sequence"] = seq_name
+                m["poc"] = job.pocs[k]
+                m["ctu_x"] = [q.x for q in positions]
+                m["ctu_y"] = [q.y for q in positions]
+                m["slice_qp"] = job.slice_qps[k]
+                m["nominal_qp"] = job.nominal_qp
+                m["slice_type"] = job.slice_types[k].encode()
+                m["valid_w"] = [q.valid_w for q in positions]
+                m["valid_h"] = [q.valid_h for q in positions]
+                if slow:
+                    time.sleep(slow)
+            f.create_dataset(shard.META, data=meta)
+        os.replace(tmp, out_path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    seconds = time.perf_counter() - t0
+    return {
+        "path": str(out_path),
+        "sequence": job.sequence,
+        "nominal_qp": int(job.nominal_qp),
+        "patches": n,
+        "frames": frames,
+        "has_depth": job.depth_map is not None,
+        "seconds": seconds,
+        "bytes": out_path.stat().st_size,
+    }

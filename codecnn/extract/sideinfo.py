@@ -1,0 +1,250 @@
+"""Per-sample QP and CU-depth maps, from the files reference decoders actually write.
+
+Every reader gives `frame(k) -> uint8 [H, W]` for output picture k (k = 0 .. frames-1) and
+checks, when it is opened, the map's size, its frame count and its value range (QP 0..63,
+depth 0..12); errors name the file and the frame. Formats (`fmt` dicts, as in manifests):
+
+- {"kind": "vtm-trace"}: VTM block statistics (`# VTMBMS Block Statistics`), either
+  `BlockStat: POC p @(x,y) [wxh] Name=v` or the CSV form `BlockStat;p;x;y;w;h;Name;v`.
+  Each CU rectangle is painted with its value. Depth is `Depth` (VTM's total split depth)
+  or, where a trace has no `Depth`, `QT_Depth + MT_Depth`; QP is `QP`. Pictures are found
+  by POC, so a trace written in decoding order works.
+- {"kind": "dump", "bit_depth": 8|10}: a 4:2:0 YUV file, one frame per picture, whose luma
+  plane holds the value (NNVC-style `_qp.yuv` dumps).
+- {"kind": "raw", "granularity": 1|4}: one uint8 plane per picture of ceil(H/g)×ceil(W/g)
+  values; g = 4 is expanded to samples by repetition.
+- A constant per picture (the slice QP of each picture, or one QP for all): `ConstantMap`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from codecnn.errors import DataError, YuvFormatError
+from codecnn.io.yuv import YuvFormat, YuvReader
+
+RANGES = {"qp": (0, 63), "depth": (0, 12)}
+KINDS = ("raw", "dump", "vtm-trace")
+
+
+class SideMap(Protocol):
+    """What the shard writer needs from a map: one uint8 [H, W] plane per output picture."""
+
+    path: Path | None
+
+    def frame(self, k: int) -> np.ndarray: ...
+
+
+def _check_range(values: np.ndarray, what: str, where: str) -> None:
+    lo, hi = RANGES[what]
+    vmin, vmax = int(values.min()), int(values.max())
+    if vmin < lo or vmax > hi:
+        bad = vmin if vmin < lo else vmax
+        raise DataError(f"{where}: {what} value {bad} out of range {lo}..{hi}")
+
+
+class ConstantMap:
+    """One value per picture (e.g. the slice QP): frame(k) is filled with values[k]."""
+
+    path = None
+
+    def __init__(self, values: Sequence[int], width: int, height: int, what: str = "qp") -> None:
+        for k, v in enumerate(values):
+            _check_range(np.array([v]), what, f"picture {k}")
+        self.values = [int(v) for v in values]
+        self.shape = (height, width)
+
+    def frame(self, k: int) -> np.ndarray:
+        return np.full(self.shape, self.values[k], np.uint8)
+
+
+class RawPlaneMap:
+    """uint8 planes of ceil(H/g)×ceil(W/g), one per picture, expanded to H×W samples."""
+
+    def __init__(self, path: str | os.PathLike, what: str, width: int, height: int, frames: int,
+                 granularity: int = 1) -> None:
+        self.path = Path(path)
+        if granularity not in (1, 4):
+            raise DataError(f"{self.path}: raw map granularity must be 1 or 4, got {granularity}")
+        if not self.path.is_file():
+            raise DataError(f"{self.path}: no such {what} map")
+        self.g = granularity
+        self.shape = (height, width)
+        rows, cols = -(-height // granularity), -(-width // granularity)
+        nbytes = self.path.stat().st_size
+        if nbytes != frames * rows * cols:
+            raise DataError(
+                f"{self.path}: {what} map is {nbytes} bytes, expected {frames} frames of "
+                f"{cols}x{rows} (granularity {granularity}) = {frames * rows * cols} bytes"
+            )
+        self._mm = np.memmap(self.path, np.uint8, "r", shape=(frames, rows, cols))
+        for k in range(frames):
+            _check_range(self._mm[k], what, f"{self.path}: frame {k}")
+
+    def frame(self, k: int) -> np.ndarray:
+        plane = np.asarray(self._mm[k])
+        if self.g > 1:
+            plane = np.repeat(np.repeat(plane, self.g, axis=0), self.g, axis=1)
+        return np.ascontiguousarray(plane[: self.shape[0], : self.shape[1]])
+
+
+class DumpPlaneMap:
+    """The luma plane of a 4:2:0 YUV dump (8 or 10 bit) holds the value per sample."""
+
+    def __init__(self, path: str | os.PathLike, what: str, width: int, height: int, frames: int,
+                 bit_depth: int = 10) -> None:
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise DataError(f"{self.path}: no such {what} map")
+        try:
+            self._yuv = YuvReader(self.path, YuvFormat(width, height, bit_depth, "420"))
+        except YuvFormatError as e:
+            raise DataError(f"{what} dump: {e}") from None
+        if len(self._yuv) != frames:
+            raise DataError(
+                f"{self.path}: {what} dump has {len(self._yuv)} frames of {width}x{height} "
+                f"{bit_depth}-bit 4:2:0, expected {frames}"
+            )
+        for k in range(frames):
+            _check_range(self._yuv.luma(k), what, f"{self.path}: frame {k}")
+
+    def frame(self, k: int) -> np.ndarray:
+        return self._yuv.luma(k).astype(np.uint8)
+
+
+_STAT_RE = re.compile(
+    r"^BlockStat:\s*POC\s+(-?\d+)\s*@\(\s*(\d+)\s*,\s*(\d+)\s*\)\s*\[\s*(\d+)\s*x\s*(\d+)\s*\]"
+    r"\s*(\w+)\s*=\s*(-?\d+)\s*$"
+)
+_CSV_RE = re.compile(
+    r"^BlockStat;\s*(-?\d+);\s*(\d+);\s*(\d+);\s*(\d+);\s*(\d+);\s*(\w+);\s*(-?\d+)\s*$"
+)
+_UNSET = -(1 << 20)  # no CU painted here yet
+_NAMES = {"qp": ("QP",), "depth": ("Depth", "QT_Depth", "MT_Depth")}
+
+
+def parse_vtm_trace(path: str | os.PathLike, names: Sequence[str]) -> dict[int, dict[str, list]]:
+    """Scalar statistics `names` of a VTM block-statistics trace: {poc: {name: [(x,y,w,h,v)]}}.
+
+    Lines of other statistics (vectors, polygons, header comments) are skipped.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such trace")
+    wanted = set(names)
+    out: dict[int, dict[str, list]] = {}
+    seen_stat = False
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            if not line.startswith("BlockStat"):
+                continue
+            seen_stat = True
+            m = _STAT_RE.match(line) or _CSV_RE.match(line)
+            if m is None or m.group(6) not in wanted:
+                continue
+            poc, x, y, w, h = (int(m.group(i)) for i in range(1, 6))
+            out.setdefault(poc, {}).setdefault(m.group(6), []).append((x, y, w, h, int(m.group(7))))
+    if not seen_stat:
+        raise DataError(f"{path}: not a VTM block-statistics trace (no BlockStat lines)")
+    return out
+
+
+class VtmTraceMap:
+    """QP or depth painted from the CU rectangles of a VTM block-statistics trace."""
+
+    def __init__(self, path: str | os.PathLike, what: str, width: int, height: int,
+                 pocs: Sequence[int]) -> None:
+        self.path = Path(path)
+        stats = parse_vtm_trace(self.path, _NAMES[what])
+        extra = sorted(set(stats) - set(pocs))
+        if extra:
+            raise DataError(
+                f"{self.path}: trace has POC {extra[0]} but the sequence has {len(pocs)} "
+                f"pictures (POCs {min(pocs)}..{max(pocs)})"
+            )
+        self.frames: list[np.ndarray] = []
+        for k, poc in enumerate(pocs):
+            where = f"{self.path}: frame {k} (POC {poc})"
+            per = stats.get(poc, {})
+            if what == "qp":
+                plane = self._paint(per.get("QP"), width, height, where, "QP")
+            elif "Depth" in per:
+                plane = self._paint(per["Depth"], width, height, where, "Depth")
+            elif "QT_Depth" in per and "MT_Depth" in per:
+                qt = self._paint(per["QT_Depth"], width, height, where, "QT_Depth")
+                mt = self._paint(per["MT_Depth"], width, height, where, "MT_Depth")
+                plane = qt + mt
+            else:
+                raise DataError(f"{where}: no Depth (or QT_Depth and MT_Depth) statistics")
+            _check_range(plane, what, where)
+            self.frames.append(plane.astype(np.uint8))
+
+    @staticmethod
+    def _paint(blocks: list | None, width: int, height: int, where: str, name: str) -> np.ndarray:
+        if not blocks:
+            raise DataError(f"{where}: no {name} statistics")
+        plane = np.full((height, width), _UNSET, np.int32)
+        for x, y, w, h, v in blocks:
+            if x >= width or y >= height:
+                raise DataError(
+                    f"{where}: {name} block at ({x},{y}) lies outside the {width}x{height} picture"
+                )
+            plane[y : y + h, x : x + w] = v
+        holes = int((plane == _UNSET).sum())
+        if holes:
+            raise DataError(f"{where}: {name} blocks leave {holes} samples uncovered")
+        return plane
+
+    def frame(self, k: int) -> np.ndarray:
+        return self.frames[k]
+
+
+def parse_map_format(text: str | None, path: str | os.PathLike,
+                     yuv_bit_depth: int = 10) -> dict[str, Any]:
+    """A CLI format word → format dict; without one, guess from the file name.
+
+    Words: `raw` (granularity 1), `raw4`, `vtm-trace`, `dump` (at the sequence's bit depth),
+    `dump8`, `dump10`. Guessing: .yuv → dump, .txt/.trace/.csv/.log → vtm-trace, else raw.
+    """
+    if text is None:
+        suffix = Path(path).suffix.lower()
+        if suffix == ".yuv":
+            return {"kind": "dump", "bit_depth": yuv_bit_depth}
+        if suffix in (".txt", ".trace", ".csv", ".log"):
+            return {"kind": "vtm-trace"}
+        return {"kind": "raw", "granularity": 1}
+    words = {
+        "raw": {"kind": "raw", "granularity": 1},
+        "raw1": {"kind": "raw", "granularity": 1},
+        "raw4": {"kind": "raw", "granularity": 4},
+        "vtm-trace": {"kind": "vtm-trace"},
+        "dump": {"kind": "dump", "bit_depth": yuv_bit_depth},
+        "dump8": {"kind": "dump", "bit_depth": 8},
+        "dump10": {"kind": "dump", "bit_depth": 10},
+    }
+    if text not in words:
+        raise DataError(f"{path}: unknown map format {text!r} (use {', '.join(words)})")
+    return dict(words[text])
+
+
+def open_map(path: str | os.PathLike, fmt: dict[str, Any] | None, what: str, width: int,
+             height: int, pocs: Sequence[int], yuv_bit_depth: int = 10) -> SideMap:
+    """Open a QP (`what="qp"`) or depth (`what="depth"`) map of `len(pocs)` pictures."""
+    if what not in RANGES:
+        raise ValueError(f"what must be 'qp' or 'depth', got {what!r}")
+    fmt = dict(fmt) if fmt else parse_map_format(None, path, yuv_bit_depth)
+    kind = fmt.get("kind")
+    if kind == "raw":
+        return RawPlaneMap(path, what, width, height, len(pocs), int(fmt.get("granularity", 1)))
+    if kind == "dump":
+        return DumpPlaneMap(path, what, width, height, len(pocs),
+                            int(fmt.get("bit_depth", yuv_bit_depth)))
+    if kind == "vtm-trace":
+        return VtmTraceMap(path, what, width, height, pocs)
+    raise DataError(f"{path}: unknown {what} map kind {kind!r} (use {', '.join(KINDS)})")
