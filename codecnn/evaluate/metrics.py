@@ -18,7 +18,8 @@ PSNR_IDENTICAL = 999.99
 def sse(a: np.ndarray, b: np.ndarray) -> float:
     """Sum of squared differences of two integer planes (exact, in int64)."""
     d = a.astype(np.int64) - b.astype(np.int64)
-    return float(np.einsum("...,...->", d, d))
+    d = d.ravel()
+    return float(np.dot(d, d))
 
 
 def mse_to_psnr(mse: float, bit_depth: int) -> float:
