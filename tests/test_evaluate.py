@@ -245,6 +245,9 @@ def test_bf16_close_to_fp32():
     b = TiledFilter(model, 10, dtype="bf16", channels_last=True).residual(
         np.stack([rec, np.full_like(rec, 32)]))
     assert 0 < np.abs(a - b).max() < 4.0  # samples at 10 bit: bf16 really ran
+    c = TiledFilter(model, 10, dtype="bf16", cast=True).residual(
+        np.stack([rec, np.full_like(rec, 32)]))
+    assert 0 < np.abs(a - c).max() < 4.0
 
 
 def test_zero_filter_is_identity():

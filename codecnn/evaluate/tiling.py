@@ -86,11 +86,13 @@ class TiledFilter:
         dtype: "fp32", or "bf16"/"fp16" autocast (fp16 only on CUDA).
         channels_last: use NHWC memory format (faster convolutions on most back ends).
         compile: torch.compile the model ("reduce-overhead" on CUDA adds CUDA graphs).
+        cast: with bf16/fp16, cast the weights and the tiles to that type instead of
+            autocast (half-precision I/O end to end; the residual is read back as float32).
     """
 
     def __init__(self, model, bit_depth: int, ctu: int = 128, device: str = "cpu",
                  batch: int = 16, dtype: str = "fp32", channels_last: bool = False,
-                 compile: bool = False) -> None:
+                 compile: bool = False, cast: bool = False) -> None:
         import torch
 
         if dtype not in DTYPES:
@@ -104,7 +106,12 @@ class TiledFilter:
         self.batch = max(1, batch)
         self.dtype = dtype
         self.channels_last = channels_last
+        self.cast = cast and dtype != "fp32"
         self.model = model.to(self.device).eval()
+        self._in_dtype = torch.float32
+        if self.cast:
+            self._in_dtype = torch.bfloat16 if dtype == "bf16" else torch.float16
+            self.model = self.model.to(self._in_dtype)
         if channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self._forward = self.model
@@ -117,7 +124,7 @@ class TiledFilter:
     def _autocast(self):
         import torch
 
-        if self.dtype == "fp32":
+        if self.dtype == "fp32" or self.cast:
             return contextlib.nullcontext()
         dt = torch.bfloat16 if self.dtype == "bf16" else torch.float16
         return torch.autocast(self.device.type, dtype=dt)
@@ -147,19 +154,22 @@ class TiledFilter:
         p = c + 2 * b
         tiles = x.unfold(2, p, c).unfold(3, p, c)  # [1, K, rows, cols, P, P]
         tiles = tiles[0].permute(1, 2, 0, 3, 4).reshape(-1, k, p, p)
-        ctus = list(grid)
+        n = tiles.shape[0]
+        res = torch.empty((n, c, c), dtype=torch.float32, device=self.device)
         with torch.inference_mode(), self._autocast():
-            for start in range(0, len(ctus), self.batch):
-                batch = tiles[start : start + self.batch].contiguous()
+            for start in range(0, n, self.batch):
+                batch = tiles[start : start + self.batch].to(self._in_dtype).contiguous()
                 if self.channels_last:
                     batch = batch.contiguous(memory_format=torch.channels_last)
-                res = self._forward(batch)
-                if res.shape[-2:] != (c, c):
-                    raise DataError(f"model returned {tuple(res.shape)} for {p}x{p} tiles; "
+                r = self._forward(batch)
+                if r.shape[-2:] != (c, c):
+                    raise DataError(f"model returned {tuple(r.shape)} for {p}x{p} tiles; "
                                     f"expected a {c}x{c} residual (border {b})")
-                res = (res[:, 0].float() * self.peak).cpu().numpy()
-                for j, (cx, cy, vw, vh) in enumerate(ctus[start : start + self.batch]):
-                    out[cy : cy + vh, cx : cx + vw] = res[j, :vh, :vw]
+                res[start : start + len(batch)] = r[:, 0].float()
+        # CTU grid → picture on the device, then one transfer; cut CTUs keep their valid part.
+        pic = res.view(grid.rows, grid.cols, c, c).permute(0, 2, 1, 3)
+        pic = (pic.reshape(grid.rows * c, grid.cols * c)[:h, :w] * self.peak).cpu().numpy()
+        out[...] = pic
         return out
 
     def stack(self, rec: np.ndarray, qp: int | np.ndarray | None = None,
