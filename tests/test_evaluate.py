@@ -429,3 +429,43 @@ def test_mismatched_sizes(coded, tmp_path):
     dckpt = save_checkpoint(tiny_rdn(("rec", "qp", "depth")), tmp_path / "d.pt")
     proc = run_cli("eval", "--model", dckpt, "--manifest", coded[0], "-o", tmp_path / "r")
     assert_one_line_error(proc, "depth")
+
+
+def test_run_eval_stage_prints_table_and_report(coded, tmp_path, capsys):
+    from codecnn.evaluate import run_eval_stage
+
+    ckpt = save_checkpoint(noise_model(), tmp_path / "m.pt")
+    summary = run_eval_stage(ckpt, coded, tmp_path / "stage", switch="frame")
+    out = capsys.readouterr().out
+    assert "report: " in out and str(tmp_path / "stage" / "report.md") in out
+    assert [r["qp"] for r in summary["per_qp"]] == list(QPS)
+    # Picture switching turns a harmful filter off in every picture: 1 flag bit each.
+    assert summary["overall"]["share_on"] == 0.0 and summary["overall"]["switch_gain"] == 0.0
+    assert Path(summary["report_md"]).is_file()
+
+
+def test_depth_model_reads_raw_depth_map(coded, tmp_path):
+    from codecnn.evaluate import evaluate_manifests
+
+    seq = load_manifest(coded[1])
+    g = 4
+    depth = np.random.default_rng(0).integers(0, 7, (FRAMES, H // g, W // g), np.uint8)
+    dpath = tmp_path / "depth.raw"
+    depth.tofile(dpath)
+    m = save_manifest(CodedSequence(**{**seq.__dict__, "depth_map": str(dpath),
+                                       "depth_map_format": {"kind": "raw", "granularity": g}}),
+                      tmp_path / "m.json")
+    model = tiny_rdn(("rec", "qp", "depth"))
+    ckpt = save_checkpoint(model, tmp_path / "d.pt")
+    rep = evaluate_manifests(ckpt, [m], tmp_path / "rep", progress=False)
+    # The same picture through TiledFilter with the upsampled depth plane gives the same PSNR.
+    fmt = YuvFormat(W, H, 10)
+    o, r = open_yuv(seq.original, fmt), open_yuv(seq.reconstruction, fmt)
+    tf = TiledFilter(model, 10)
+    full = np.repeat(np.repeat(depth[1], g, 0), g, 1)
+    f = tf.filter(np.asarray(r.luma(1)), seq.qp, full)
+    assert rep["results"][0]["per_frame"][1]["psnr_filt"] == pytest.approx(
+        psnr(o.luma(1), f, 10), abs=1e-9)
+    # Without the depth plane the filter output differs, so the map really was used.
+    g0 = tf.filter(np.asarray(r.luma(1)), seq.qp, np.zeros_like(full))
+    assert not np.array_equal(f, g0)
