@@ -67,8 +67,8 @@ def filter_cmd(checkpoint, yuv, size, bit_depth, qp, device, bf16, batch, overwr
 @main.command("eval")
 @click.option("--model", "checkpoint", required=True, type=click.Path(dir_okay=False),
               help="Checkpoint (RUN/best.pt).")
-@click.option("--manifest", "manifests", multiple=True, type=click.Path(dir_okay=False),
-              help="Coded-sequence manifest (repeat: one per sequence and QP).")
+@click.option("--manifest", "manifests", multiple=True, type=click.Path(),
+              help="Coded-sequence manifest, or a directory of them (repeatable).")
 @click.option("--data", "shards", multiple=True, type=click.Path(),
               help="HDF5 shard or directory of shards (per-QP gain without decoding).")
 @click.option("-o", "--output", required=True, type=click.Path(file_okay=False),

@@ -320,8 +320,10 @@ def test_noise_filter_with_ctu_switching_is_all_off(coded, tmp_path):
 def test_eval_cli_writes_report(coded, tmp_path):
     ckpt = save_checkpoint(tiny_rdn(), tmp_path / "m.pt")
     out = tmp_path / "report"
+    # Two manifests named, the other two found in their directories.
     proc = run_cli("eval", "--model", ckpt, "--manifest", coded[0], "--manifest", coded[1],
-                   "--manifest", coded[2], "--manifest", coded[3], "-o", out, "--switch", "ctu")
+                   "--manifest", coded[2].parent, "--manifest", coded[3].parent, "-o", out,
+                   "--switch", "ctu")
     assert proc.returncode == 0, proc.stderr
     assert "report.md" in proc.stdout and "QP" in proc.stdout
     rep = json.loads((out / "report.json").read_text())

@@ -80,7 +80,7 @@ def evaluate_manifests(checkpoint: str | Path, manifests: list[str | Path],
     """
     from codecnn.evaluate.model_io import load_filter
     from codecnn.evaluate.report import write_report
-    from codecnn.evaluate.sequences import evaluate_sequence, load_manifests
+    from codecnn.evaluate.sequences import evaluate_sequence, expand_manifests, load_manifests
     from codecnn.evaluate.summary import summarise
     from codecnn.evaluate.tiling import TiledFilter
 
@@ -89,7 +89,8 @@ def evaluate_manifests(checkpoint: str | Path, manifests: list[str | Path],
     out_dir = Path(out_dir)
     if out_dir.exists() and not overwrite:
         raise DataError(f"{out_dir}: already exists (use --overwrite to replace it)")
-    seqs = load_manifests(list(manifests))
+    manifests = expand_manifests(list(manifests))
+    seqs = load_manifests(manifests)
     depths = {s.bit_depth for s in seqs}
     if len(depths) != 1:
         raise DataError(f"manifests mix bit depths {sorted(depths)}")

@@ -17,10 +17,25 @@ from codecnn.evaluate.tiling import TiledFilter
 from codecnn.io.yuv import YuvFormat, open_yuv
 
 
+def expand_manifests(paths: list[str | Path]) -> list[Path]:
+    """Manifest files, a directory standing for every manifest.json below it (as `encode`
+    writes them: DIR/<source>/qp<QP>/manifest.json)."""
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found = sorted(p.rglob("manifest.json"))
+            if not found:
+                raise DataError(f"{p}: directory holds no manifest.json")
+            out.extend(found)
+        else:
+            out.append(p)
+    if not out:
+        raise DataError("no manifests given")
+    return out
+
+
 def load_manifests(paths: list[str | Path]) -> list[CodedSequence]:
     """Manifests with their files checked; DataError on a missing file or a duplicate point."""
-    if not paths:
-        raise DataError("no manifests given")
     seqs, seen = [], {}
     for p in paths:
         seq = load_manifest(p, check_files=True)
