@@ -114,3 +114,112 @@ def _pct(x) -> str:
 
 if __name__ == "__main__":
     main()
+
+
+# --- train ---
+# `codecnn summary` and `codecnn train`: thin wrappers over codecnn.models / codecnn.train.
+
+
+def _planes_option(value: str | None) -> tuple[str, ...] | None:
+    return None if value is None else tuple(p.strip() for p in value.split(",") if p.strip())
+
+
+@main.command("summary")
+@click.argument("model")
+@click.option("--planes", default="rec,qp", show_default=True,
+              help="Input planes, comma separated (rec, qp, depth); ignored for a checkpoint.")
+@click.option("--size", default=132, show_default=True, help="Input patch side (CTU + border).")
+@click.option("--train-batch", default=16, show_default=True)
+@click.option("--infer-batch", default=1, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def summary_cmd(model: str, planes: str, size: int, train_batch: int, infer_batch: int,
+                as_json: bool) -> None:
+    """Params, kMAC/pixel and activation memory of MODEL (a preset, e.g. rdn-s, or a .pt)."""
+    import json
+    from pathlib import Path
+
+    from codecnn.models import build_model, load_model
+    from codecnn.models.complexity import format_summary, summarize
+
+    if Path(model).suffix == ".pt" or Path(model).is_file():
+        net, _ = load_model(model)
+    else:
+        net = build_model(model, planes=_planes_option(planes))
+    s = summarize(net, size, size, train_batch=train_batch, infer_batch=infer_batch)
+    if as_json:
+        click.echo(json.dumps({"model": model, "config": dict(vars(net.config)), **s}, indent=2))
+    else:
+        click.echo(format_summary(model, s))
+
+
+@main.command("train")
+@click.argument("model", type=click.Choice(["rdn"]))
+@click.option("--data", multiple=True, help="Shard file or directory (repeatable).")
+@click.option("--val", multiple=True, help="Validation shards (default: split by sequence).")
+@click.option("--preset", default=None, help="rdn-s (default), rdn-m, rdn-ds.")
+@click.option("--planes", default=None, help="Input planes, e.g. rec,qp (default: all).")
+@click.option("--features", type=int, default=None, help="Override the preset's feature maps.")
+@click.option("--blocks", type=int, default=None, help="Override the preset's RDB count.")
+@click.option("--layers", type=int, default=None, help="Override the layers per RDB.")
+@click.option("--growth", type=int, default=None, help="Override the growth rate.")
+@click.option("--steps", type=int, default=None, help="Total optimizer steps of the run.")
+@click.option("--until", type=int, default=None, help="Stop this invocation at this step.")
+@click.option("--batch-size", type=int, default=None, help="Patches per step and process.")
+@click.option("--seed", type=int, default=None)
+@click.option("--lr", type=float, default=None, help="Peak learning rate (AdamW).")
+@click.option("--loss", type=click.Choice(["mse", "l1"]), default=None)
+@click.option("--val-every", type=int, default=None, help="Validate + checkpoint every K steps.")
+@click.option("--amp", type=click.Choice(["auto", "bf16", "off"]), default=None)
+@click.option("--channels-last/--no-channels-last", default=None)
+@click.option("--compile/--no-compile", "compile_", default=None, help="torch.compile.")
+@click.option("--workers", type=int, default=None, help="DataLoader workers.")
+@click.option("--device", default=None, help="auto (default), cpu, cuda.")
+@click.option("-o", "--output", default=None, help="Run directory RUN.")
+@click.option("--resume", default=None, help="Continue the run in this directory.")
+@click.option("--overwrite", is_flag=True, help="Start again in an existing RUN.")
+def train_cmd(model: str, data, val, preset, planes, features, blocks, layers, growth, steps,
+              until, batch_size, seed, lr, loss, val_every, amp, channels_last, compile_,
+              workers, device, output, resume, overwrite) -> None:
+    """Train MODEL (rdn) on shards: codecnn train rdn --data DIR --steps N -o RUN."""
+    import dataclasses
+
+    from codecnn.models import PRESETS
+    from codecnn.train import TrainConfig, load_run_config, train_rdn
+
+    if preset is not None and preset in PRESETS and PRESETS[preset][0] != model:
+        raise CodecnnError(f"preset {preset!r} is not a {model} model")
+    given = {"data": tuple(data) or None, "val": tuple(val) or None, "preset": preset,
+             "planes": _planes_option(planes), "steps": steps, "batch_size": batch_size,
+             "seed": seed, "lr": lr, "loss": loss, "val_every": val_every, "amp": amp,
+             "channels_last": channels_last, "compile": compile_, "workers": workers,
+             "device": device}
+    overrides = {"features": features, "blocks": blocks, "layers": layers, "growth": growth}
+    if any(v is not None for v in overrides.values()):
+        given["model_overrides"] = {k: v for k, v in overrides.items() if v is not None}
+    given = {k: v for k, v in given.items() if v is not None}
+    if resume:
+        if output and output != resume:
+            raise CodecnnError(f"-o {output} and --resume {resume} name different runs")
+        run = resume
+        try:
+            config = dataclasses.replace(load_run_config(resume), **given)
+        except ValueError as e:
+            raise CodecnnError(str(e)) from None
+    else:
+        if not output:
+            raise CodecnnError("give the run directory with -o RUN (or --resume RUN)")
+        if "data" not in given:
+            raise CodecnnError("give the training shards with --data DIR|FILE")
+        run = output
+        try:
+            config = TrainConfig(**given)
+        except ValueError as e:
+            raise CodecnnError(str(e)) from None
+    s = train_rdn(config, run, resume=bool(resume), overwrite=overwrite, until=until,
+                  command=["codecnn", *sys.argv[1:]])
+    click.echo(f"{s['run']}: step {s['step']}/{s['steps']} in {s['seconds']:.1f} s "
+               f"({s['patches_per_s']:.1f} patches/s)")
+    for row in s["val"]:
+        qp = "mean" if row["nominal_qp"] == "all" else f"QP {row['nominal_qp']}"
+        click.echo(f"  {qp:>5}: PSNR-Y gain {row['gain_db']:+.4f} dB "
+                   f"(rec {row['psnr_rec']:.3f} dB, {row['frames']} frames)")
