@@ -15,6 +15,7 @@ the residual [N, 1, C, C] normalised by peak; the output is clip(round(rec + res
 from __future__ import annotations
 
 import contextlib
+import copy
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -107,6 +108,8 @@ class TiledFilter:
         self.dtype = dtype
         self.channels_last = channels_last
         self.cast = cast and dtype != "fp32"
+        if self.cast or channels_last:  # Module.to works in place: leave the caller's model be
+            model = copy.deepcopy(model)
         self.model = model.to(self.device).eval()
         self._in_dtype = torch.float32
         if self.cast:
