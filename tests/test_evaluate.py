@@ -369,24 +369,26 @@ def test_filter_cli_copies_chroma(coded, tmp_path):
 
 # --------------------------------------------------------------------------- shards
 
-def test_eval_data_on_shards(coded, tmp_path):
+def test_eval_data_on_shards_matches_whole_frames(coded, tmp_path):
+    from codecnn.evaluate import evaluate_manifests
     from codecnn.extract import ExtractOptions, extract_manifests
 
     shards = tmp_path / "shards"
     extract_manifests(list(coded), shards, ExtractOptions(progress=False))
-    ckpt = save_checkpoint(zero_model(), tmp_path / "zero.pt")
+    ckpt = save_checkpoint(tiny_rdn(), tmp_path / "m.pt")
     proc = run_cli("eval", "--model", ckpt, "--data", shards, "-o", tmp_path / "rep")
     assert proc.returncode == 0, proc.stderr
     rep = json.loads((tmp_path / "rep" / "report.json").read_text())
     rows = rep["summary"]["per_qp"]
     assert [r["qp"] for r in rows] == list(QPS)
-    assert all(r["gain"] == 0.0 for r in rows)
-    # Shard PSNR of the reconstruction = frame PSNR (all CTUs of each frame are stored).
-    seq = load_manifest(coded[0])
-    fmt = YuvFormat(W, H, 10)
-    o, r = open_yuv(seq.original, fmt), open_yuv(seq.reconstruction, fmt)
-    want = np.mean([psnr(o.luma(k), r.luma(k), 10) for k in range(FRAMES)])
-    assert rows[0]["psnr_rec"] == pytest.approx(want, abs=1e-9)
+    assert (tmp_path / "rep" / "gain_per_qp.png").is_file()
+    # Every CTU of every frame is in the shards with the same 2-sample replicated border as
+    # whole-frame tiling, so both paths give the same PSNR-Y, filtered and not.
+    whole = evaluate_manifests(ckpt, coded, tmp_path / "whole", progress=False)
+    for got, want in zip(rows, whole["summary"]["per_qp"], strict=True):
+        assert got["psnr_rec"] == pytest.approx(want["psnr_rec"], abs=1e-9)
+        assert got["psnr_filt"] == pytest.approx(want["psnr_filt"], abs=1e-6)
+        assert got["gain"] != 0.0
     # A model that needs depth on shards without depth: one-line error.
     dckpt = save_checkpoint(tiny_rdn(("rec", "qp", "depth")), tmp_path / "depth.pt")
     bad = run_cli("eval", "--model", dckpt, "--data", shards, "-o", tmp_path / "rep2")
