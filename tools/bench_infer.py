@@ -73,7 +73,7 @@ def bench(preset: str, device: str, ctus: int, repeat: int, compile_cpu: bool) -
     rec = np.clip(512 + 300 * np.sin(x / 23) * np.cos(y / 17) + rng.normal(0, 10, (h, w)),
                   0, 1023).astype(np.uint16)
     stack = np.stack([rec, np.full_like(rec, 32)])
-    rows = []
+    filters = []
     for name, opts in _variants(device, compile_cpu):
         opts = {"batch": 16, **opts}
         tf = TiledFilter(model, 10, device=device, **opts)
@@ -81,14 +81,17 @@ def bench(preset: str, device: str, ctus: int, repeat: int, compile_cpu: bool) -
         for _ in range(3 if opts.get("compile") else 1):  # warm-up (compile, autotune, graphs)
             tf.residual(stack)
         _sync(device)
-        warm = time.perf_counter() - t0
-        times = []
-        for _ in range(repeat):
+        filters.append((name, opts, tf, time.perf_counter() - t0, []))
+    # Round robin, best of `repeat`: load from other processes hits every variant alike.
+    for _ in range(repeat):
+        for _name, _opts, tf, _warm, times in filters:
             t0 = time.perf_counter()
             tf.residual(stack)
             _sync(device)
             times.append(time.perf_counter() - t0)
-        ms = min(times) * 1000 * FRAME_CTUS / n  # best of: least disturbed by other load
+    rows = []
+    for name, opts, _tf, warm, times in filters:
+        ms = min(times) * 1000 * FRAME_CTUS / n
         rows.append({"preset": preset, "variant": name, "ms": ms, "kmac": kmac,
                      "params": params, "warmup_s": warm, "batch": opts["batch"]})
         print(f"  {preset:6s} {name:42s} {ms:10.1f} ms/frame", file=sys.stderr)
