@@ -123,8 +123,17 @@ def _plots(report: dict[str, Any], d: Path) -> list[str]:
         lim = max(0.05, float(np.abs(g).max()))
         fig, ax = plt.subplots(figsize=(6, 6 * r["height"] / r["width"] + 0.8))
         ctu = r["ctu_gain_map"]["ctu"]
-        im = ax.imshow(g, cmap="RdBu", vmin=-lim, vmax=lim,
-                       extent=(0, g.shape[1] * ctu, g.shape[0] * ctu, 0))
+        luma = _luma(r)
+        if luma is not None:  # the picture underneath, so gains can be read against content
+            ax.imshow(luma, cmap="gray", extent=(0, r["width"], r["height"], 0))
+        im = ax.imshow(g, cmap="RdBu", vmin=-lim, vmax=lim, alpha=0.55 if luma is not None
+                       else 1.0, extent=(0, g.shape[1] * ctu, g.shape[0] * ctu, 0))
+        for y in range(g.shape[0]):
+            for x in range(g.shape[1]):
+                if g.size <= 300:
+                    cx = (x * ctu + min((x + 1) * ctu, r["width"])) / 2  # centre of the part
+                    cy = (y * ctu + min((y + 1) * ctu, r["height"])) / 2  # inside the picture
+                    ax.text(cx, cy, f"{g[y, x]:+.2f}", ha="center", va="center", fontsize=7)
         ax.set_xlim(0, r["width"])
         ax.set_ylim(r["height"], 0)
         fig.colorbar(im, ax=ax, label="gain (dB) = 10·log10(SSE rec / SSE filtered)")
@@ -135,6 +144,17 @@ def _plots(report: dict[str, Any], d: Path) -> list[str]:
         plt.close(fig)
         made.append("ctu_gain_map.png")
     return made
+
+
+def _luma(r: dict[str, Any]):
+    """Decoded luma of the gain map's frame, or None when the file is not readable."""
+    try:
+        from codecnn.io.yuv import YuvFormat, open_yuv
+
+        fmt = YuvFormat(r["width"], r["height"], r["bit_depth"])
+        return open_yuv(r["reconstruction"], fmt).luma(r["ctu_gain_map"]["frame"])
+    except Exception:  # a plot without its background is still a plot
+        return None
 
 
 def _markdown(report: dict[str, Any], plots: list[str]) -> str:
