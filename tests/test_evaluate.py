@@ -365,6 +365,12 @@ def test_filter_cli_copies_chroma(coded, tmp_path):
         np.testing.assert_array_equal(b.planes(k)[1], a.planes(k)[1])
         np.testing.assert_array_equal(b.planes(k)[2], a.planes(k)[2])
         np.testing.assert_array_equal(b.luma(k), tf.filter(np.asarray(a.luma(k)), 32))
+    again = run_cli("filter", "--model", ckpt, "--yuv", seq.reconstruction, "--size",
+                    f"{W}x{H}", "--bit-depth", "10", "--qp", "32", "-o", out)
+    assert_one_line_error(again, "out.yuv", "already exists")
+    noqp = run_cli("filter", "--model", ckpt, "--yuv", seq.reconstruction, "--size", f"{W}x{H}",
+                   "--bit-depth", "10", "-o", tmp_path / "x.yuv")
+    assert_one_line_error(noqp, "--qp")
 
 
 # --------------------------------------------------------------------------- shards
