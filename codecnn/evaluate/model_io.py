@@ -1,0 +1,46 @@
+"""Loading a trained filter for evaluation (through codecnn.models' checkpoint contract)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from codecnn.errors import DataError
+
+
+def load_filter(path: str | Path, device: str = "cpu"):
+    """(model, info) from a checkpoint; info has name, config, step, data, params, kmac_per_pixel.
+
+    DataError naming the file when it is missing or not a codecnn checkpoint.
+    """
+    from codecnn.evaluate.complexity import kmac_per_pixel, num_params
+    from codecnn.models import load_model
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such checkpoint")
+    model, meta = load_model(path, map_location="cpu")
+    model.eval()
+    info: dict[str, Any] = {
+        "checkpoint": str(path.resolve()),
+        "name": meta.get("model_name", meta.get("name")),
+        "config": _plain(meta.get("model_config", meta.get("config", {}))),
+        "step": meta.get("step"),
+        "data": _plain(meta.get("data")),
+        "planes": list(model.config.planes),
+        "border": int(model.config.border),
+        "params": num_params(model),
+        "kmac_per_pixel": round(kmac_per_pixel(model), 3),
+    }
+    return model.to(device), info
+
+
+def _plain(value: Any) -> Any:
+    """JSON-friendly copy of checkpoint metadata (tuples → lists, other objects → str)."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    return str(value)

@@ -1,0 +1,100 @@
+"""From per-(sequence, QP) results to the numbers people compare: gain per QP, BD-rate per
+sequence and their averages (JVET averages BD-rates over sequences)."""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from typing import Any
+
+import numpy as np
+
+from codecnn.evaluate.bd import bd_psnr, bd_rate
+
+MIN_POINTS = {"pchip": 2, "cubic": 4}
+
+
+def _bd(points: list[dict], test_rate: str, test_psnr: str, method: str) -> dict[str, Any]:
+    if len(points) < MIN_POINTS[method]:
+        return {"bd_rate": None, "bd_psnr": None,
+                "note": f"{len(points)} QPs; {method} needs {MIN_POINTS[method]}"}
+    ra = [p["bitrate_kbps"] for p in points]
+    pa = [p["psnr_rec"] for p in points]
+    rt = [_get(p, test_rate) for p in points]
+    pt = [_get(p, test_psnr) for p in points]
+    try:
+        return {"bd_rate": _num(bd_rate(ra, pa, rt, pt, method)),
+                "bd_psnr": _num(bd_psnr(ra, pa, rt, pt, method))}
+    except ValueError as e:
+        return {"bd_rate": None, "bd_psnr": None, "note": str(e)}
+
+
+def _get(d: dict, dotted: str) -> float:
+    for part in dotted.split("."):
+        d = d[part]
+    return d
+
+
+def _num(x: float) -> float | None:
+    return None if x is None or math.isnan(x) else float(x)
+
+
+def _mean(values: list) -> float | None:
+    vals = [v for v in values if v is not None]
+    return float(np.mean(vals)) if vals else None
+
+
+def summarise(results: list[dict[str, Any]], switch: str | None,
+              methods: tuple[str, ...] = ("pchip", "cubic")) -> dict[str, Any]:
+    """Per-sequence BD numbers, per-QP averages and overall averages of evaluate_sequence rows.
+
+    The always-on filter keeps the anchor's bitrate (nothing is signalled); the switched one
+    pays its flag bits.
+    """
+    by_seq: dict[str, list[dict]] = defaultdict(list)
+    for r in results:
+        by_seq[r["source"]].append(r)
+    sequences = {}
+    for source, pts in sorted(by_seq.items()):
+        pts = sorted(pts, key=lambda p: p["qp"])
+        entry: dict[str, Any] = {"qps": [p["qp"] for p in pts], "filtered": {}, "switched": {}}
+        for m in methods:
+            entry["filtered"][m] = _bd(pts, "bitrate_kbps", "psnr_filt", m)
+            if switch:
+                entry["switched"][m] = _bd(pts, "switch.bitrate_kbps", "switch.psnr", m)
+        entry["gain"] = _mean([p["gain"] for p in pts])
+        if switch:
+            entry["switch_gain"] = _mean([p["switch"]["gain"] for p in pts])
+        sequences[source] = entry
+    per_qp = []
+    for qp in sorted({r["qp"] for r in results}):
+        rows = [r for r in results if r["qp"] == qp]
+        row: dict[str, Any] = {
+            "qp": qp, "sequences": len(rows),
+            "bitrate_kbps": _mean([r["bitrate_kbps"] for r in rows]),
+            "psnr_rec": _mean([r["psnr_rec"] for r in rows]),
+            "psnr_filt": _mean([r["psnr_filt"] for r in rows]),
+            "gain": _mean([r["gain"] for r in rows]),
+        }
+        if switch:
+            row["switch_psnr"] = _mean([r["switch"]["psnr"] for r in rows])
+            row["switch_gain"] = _mean([r["switch"]["gain"] for r in rows])
+            on = sum(r["switch"]["on"] for r in rows)
+            total = sum(r["switch"]["total"] for r in rows)
+            row["share_on"] = on / total if total else 0.0
+        per_qp.append(row)
+    overall: dict[str, Any] = {"gain": _mean([r["gain"] for r in per_qp])}
+    for m in methods:
+        overall[f"bd_rate_{m}"] = _mean([s["filtered"][m]["bd_rate"] for s in sequences.values()])
+        overall[f"bd_psnr_{m}"] = _mean([s["filtered"][m]["bd_psnr"] for s in sequences.values()])
+        if switch:
+            overall[f"switch_bd_rate_{m}"] = _mean(
+                [s["switched"][m]["bd_rate"] for s in sequences.values()])
+            overall[f"switch_bd_psnr_{m}"] = _mean(
+                [s["switched"][m]["bd_psnr"] for s in sequences.values()])
+    if switch:
+        overall["switch_gain"] = _mean([r["switch_gain"] for r in per_qp])
+        on = sum(r["switch"]["on"] for r in results)
+        total = sum(r["switch"]["total"] for r in results)
+        overall["share_on"] = on / total if total else 0.0
+    return {"sequences": sequences, "per_qp": per_qp, "overall": overall}

@@ -1,0 +1,86 @@
+"""Checkpoints: written atomically, holding everything an exact resume needs.
+
+A checkpoint is a dict of plain types and tensors (loadable with weights_only=True):
+model_name, model_config, model_state, optimizer_state, scheduler_state, step,
+rng (Python/NumPy/torch states as lists/tensors), data (identity), best_metric,
+codecnn_version, plus train_config.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from codecnn import __version__
+from codecnn.errors import CodecnnError
+
+
+def rng_state() -> dict[str, Any]:
+    """Python, NumPy and torch RNG states as plain lists/tensors (weights_only-safe)."""
+    py_version, py_state, py_gauss = random.getstate()
+    np_name, np_keys, np_pos, np_has_gauss, np_gauss = np.random.get_state()
+    out: dict[str, Any] = {
+        "python": [py_version, list(py_state), py_gauss],
+        "numpy": [str(np_name), torch.from_numpy(np_keys.astype(np.int64)), int(np_pos),
+                  int(np_has_gauss), float(np_gauss)],
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        out["cuda"] = torch.cuda.get_rng_state_all()
+    return out
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore what `rng_state` captured."""
+    version, py_state, gauss = state["python"]
+    random.setstate((version, tuple(py_state), gauss))
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def all_finite(state_dict: dict[str, torch.Tensor]) -> bool:
+    return all(torch.isfinite(t).all() for t in state_dict.values() if t.is_floating_point())
+
+
+def save_checkpoint(path: str | os.PathLike, *, model_name: str, model_config: dict,
+                    model: torch.nn.Module, optimizer, scheduler, step: int,
+                    data: dict, best_metric: float | None,
+                    train_config: dict | None = None) -> Path:
+    """Write a checkpoint to `.NAME.<pid>.tmp` beside `path`, then rename it into place.
+
+    Refuses (CodecnnError) to write weights that are not finite: a diverged model never
+    replaces a good checkpoint.
+    """
+    path = Path(path)
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    if not all_finite(state):
+        raise CodecnnError(f"{path}: refusing to write non-finite weights at step {step}")
+    ckpt = {
+        "model_name": model_name,
+        "model_config": model_config,
+        "model_state": state,
+        "optimizer_state": optimizer.state_dict(),
+        "scheduler_state": scheduler.state_dict(),
+        "step": int(step),
+        "rng": rng_state(),
+        "data": data,
+        "best_metric": best_metric,
+        "codecnn_version": __version__,
+        "train_config": train_config,
+    }
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        torch.save(ckpt, tmp)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path

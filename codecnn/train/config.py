@@ -1,0 +1,70 @@
+"""The resolved configuration of one training run (stored as RUN/config.json)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+LOSSES = ("mse", "l1")
+AMP_MODES = ("auto", "bf16", "off")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that decides what a run computes (not where it writes).
+
+    `steps` is the run's total number of optimizer steps (a resume continues up to it);
+    `until` stops this invocation early at that step (a job's time limit), the schedule
+    still being the one of `steps`. A step consumes batch_size patches on each process.
+    """
+
+    data: tuple[str, ...]
+    val: tuple[str, ...] | None = None
+    preset: str = "rdn-s"
+    model_overrides: dict[str, Any] = field(default_factory=dict)
+    planes: tuple[str, ...] | None = None  # None: every plane the shards have
+    steps: int = 1000
+    batch_size: int = 16
+    seed: int = 0
+    lr: float = 5e-4
+    weight_decay: float = 1e-4
+    warmup: int = -1  # -1: min(500, steps // 20), at least 1
+    loss: str = "mse"
+    grad_clip: float = 0.0  # 0: off
+    val_every: int = 500
+    log_every: int = 10
+    amp: str = "auto"  # auto: bf16 on GPU, off on CPU
+    channels_last: bool | None = None  # None: on for GPU
+    compile: bool = False
+    workers: int = 2
+    full_ctus_only: bool = False  # train on whole CTUs only (validation always uses all)
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch_size", "val_every", "log_every"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"--{name.replace('_', '-')} must be >= 1")
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
+        if self.amp not in AMP_MODES:
+            raise ValueError(f"amp must be one of {AMP_MODES}, got {self.amp!r}")
+        if self.lr <= 0:
+            raise ValueError("lr must be > 0")
+
+    @property
+    def warmup_steps(self) -> int:
+        return self.warmup if self.warmup >= 0 else max(1, min(500, self.steps // 20))
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        names = {f.name for f in dataclasses.fields(cls)}
+        kw = {k: v for k, v in d.items() if k in names}
+        for k in ("data", "val", "planes"):
+            if kw.get(k) is not None:
+                kw[k] = tuple(kw[k])
+        return cls(**kw)

@@ -1,0 +1,112 @@
+"""Run logs: CSV files (the record), TensorBoard (to watch), PNG curves (to look at)."""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+TRAIN_FIELDS = ("step", "lr", "loss", "patches_per_s", "elapsed_s")
+VAL_FIELDS = ("step", "nominal_qp", "psnr_rec", "psnr_filtered", "gain_db", "frames")
+
+
+class RunLog:
+    """Appends to RUN/train.csv and RUN/val.csv and mirrors them to RUN/tb (TensorBoard).
+
+    On resume the CSVs are cut back to the checkpoint's step, so rows of steps that are
+    computed again after an interruption are not duplicated.
+    """
+
+    def __init__(self, run_dir: Path, resume_step: int | None = None,
+                 tensorboard: bool = True) -> None:
+        self.run_dir = Path(run_dir)
+        self.train_csv = self.run_dir / "train.csv"
+        self.val_csv = self.run_dir / "val.csv"
+        for path, fields in ((self.train_csv, TRAIN_FIELDS), (self.val_csv, VAL_FIELDS)):
+            rows = read_csv(path) if resume_step is not None else []
+            rows = [r for r in rows if int(r["step"]) <= (resume_step or 0)]
+            _write_csv(path, fields, rows)
+        self.tb = None
+        if tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.tb = SummaryWriter(str(self.run_dir / "tb"), purge_step=resume_step)
+
+    def train(self, row: dict[str, Any]) -> None:
+        _append(self.train_csv, TRAIN_FIELDS, row)
+        if self.tb:
+            self.tb.add_scalar("train/loss", row["loss"], row["step"])
+            self.tb.add_scalar("train/lr", row["lr"], row["step"])
+            self.tb.add_scalar("train/patches_per_s", row["patches_per_s"], row["step"])
+
+    def val(self, step: int, rows: list[dict[str, Any]]) -> None:
+        for row in rows:
+            _append(self.val_csv, VAL_FIELDS, {"step": step, **row})
+            if self.tb:
+                self.tb.add_scalar(f"val/gain_db_qp{row['nominal_qp']}", row["gain_db"], step)
+
+    def close(self) -> None:
+        if self.tb:
+            self.tb.close()
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    if not path.is_file():
+        return []
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _write_csv(path: Path, fields, rows) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=fields)
+        w.writeheader()
+        w.writerows(rows)
+    os.replace(tmp, path)
+
+
+def _append(path: Path, fields, row) -> None:
+    with open(path, "a", newline="") as f:
+        csv.DictWriter(f, fieldnames=fields).writerow({k: row.get(k) for k in fields})
+
+
+def plot_curves(run_dir: Path) -> Path:
+    """RUN/curves.png: training loss (log scale) and validation PSNR-Y gain per QP."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    run_dir = Path(run_dir)
+    train = read_csv(run_dir / "train.csv")
+    val = read_csv(run_dir / "val.csv")
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    steps = [int(r["step"]) for r in train]
+    loss = [float(r["loss"]) for r in train]
+    if steps and all(math.isfinite(v) and v > 0 for v in loss):
+        ax1.semilogy(steps, loss)
+    elif steps:
+        ax1.plot(steps, loss)
+    ax1.set(xlabel="step", ylabel="training loss", title="training loss")
+    ax1.grid(alpha=0.3)
+    qps = sorted({r["nominal_qp"] for r in val}, key=lambda q: (q != "all", q))
+    for qp in qps:
+        rs = [r for r in val if r["nominal_qp"] == qp]
+        label = "mean over QPs" if qp == "all" else f"QP {qp}"
+        ax2.plot([int(r["step"]) for r in rs], [float(r["gain_db"]) for r in rs],
+                 marker="o", label=label, lw=2.5 if qp == "all" else 1.2)
+    ax2.axhline(0, color="k", lw=0.6)
+    ax2.set(xlabel="step", ylabel="PSNR-Y gain (dB)", title="validation gain (filtered − rec)")
+    ax2.grid(alpha=0.3)
+    if qps:
+        ax2.legend()
+    fig.tight_layout()
+    out = run_dir / "curves.png"
+    tmp = run_dir / f".curves.{os.getpid()}.tmp.png"
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    os.replace(tmp, out)
+    return out

@@ -1,0 +1,477 @@
+"""Training of the RDN in-loop filter: plain functions, one run directory, exact resume.
+
+    train_rdn(config, run_dir)                       # a new run
+    train_rdn(config, run_dir, resume=True)          # continue RUN/last.pt up to config.steps
+
+RUN holds config.json and command.txt (the resolved config and the command line),
+train.csv / val.csv / tb/ (logs), curves.png, last.pt and best.pt (see checkpoint.py).
+
+Exactness: the order of patches is a pure function of (seed, global position), so a resumed
+run draws exactly the batches the uninterrupted run would have drawn; the model, optimizer,
+scheduler and RNG states come back from last.pt.
+Under torchrun every process trains on its own slice of each global batch (DDP averages the
+gradients); only rank 0 validates and writes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from codecnn import __version__
+from codecnn.errors import CodecnnError, DataError
+from codecnn.io import shard
+from codecnn.models import build_model, config_to_dict, read_checkpoint, resolve_preset
+from codecnn.train.checkpoint import save_checkpoint, set_rng_state
+from codecnn.train.config import TrainConfig
+from codecnn.train.logs import RunLog, plot_curves
+from codecnn.train.schedule import make_scheduler
+
+
+class NonFiniteLoss(CodecnnError):
+    """The training loss became NaN/inf; training stopped without writing those weights."""
+
+
+# ----------------------------------------------------------------------------- data
+
+
+def data_identity(paths: list[Path]) -> list[dict[str, Any]]:
+    """What identifies the training data of a run: per shard its file name, size, sequence,
+    nominal QP, bit depth and patch count (checked again on resume)."""
+    out = []
+    for p in paths:
+        with shard.open_shard(p) as f:
+            attrs = shard.read_attrs(f)
+            n = int(f[shard.META].shape[0])
+        out.append({"file": p.name, "path": str(p.resolve()), "bytes": p.stat().st_size,
+                    "sequence": attrs.get("sequence"), "nominal_qp": attrs.get("nominal_qp"),
+                    "bit_depth": attrs.get("bit_depth"), "patches": n})
+    return out
+
+
+def _same_data(a: dict, b: dict) -> bool:
+    def key(d: dict) -> list:
+        return [(x["file"], x["bytes"], x["patches"]) for x in d.get("shards", [])]
+
+    return (key(a.get("train", {})) == key(b.get("train", {}))
+            and key(a.get("val", {})) == key(b.get("val", {})))
+
+
+def make_datasets(config: TrainConfig):
+    """(train_ds, val_ds, data identity dict, note) from config.data / config.val.
+
+    Without `val`, the data is split by sequence (never by patch); if the shards hold a
+    single sequence, validation runs on the training data and the note says so.
+    """
+    from codecnn.datasets import ShardDataset, list_sequences, split_by_sequence
+
+    paths = shard.shard_paths(list(config.data))
+    kw = {"planes": config.planes}
+    note = ""
+    if config.val:
+        val_paths = shard.shard_paths(list(config.val))
+        train_ds = ShardDataset(paths, full_ctus_only=config.full_ctus_only, **kw)
+        val_ds = ShardDataset(val_paths, **kw)
+        if (val_ds.bit_depth, val_ds.planes, val_ds.border) != (
+                train_ds.bit_depth, train_ds.planes, train_ds.border):
+            raise DataError(f"{val_paths[0]}: validation shards differ from the training shards "
+                            f"(bit depth, planes or border)")
+    else:
+        val_paths = []
+        sequences = list_sequences(paths)
+        if len(sequences) >= 2:
+            train_ds, _ = split_by_sequence(paths, seed=config.seed,
+                                            full_ctus_only=config.full_ctus_only, **kw)
+            _, val_ds = split_by_sequence(paths, seed=config.seed, **kw)
+            note = f"validation sequences (split by sequence): {', '.join(val_ds.sequences)}"
+        else:
+            train_ds = ShardDataset(paths, full_ctus_only=config.full_ctus_only, **kw)
+            val_ds = ShardDataset(paths, **kw)
+            note = (f"the data holds a single sequence ({sequences[0]}): validating on the "
+                    f"TRAINING data, so the gain is not a held-out result")
+    identity = {
+        "train": {"shards": data_identity(paths), "sequences": train_ds.sequences,
+                  "patches": len(train_ds)},
+        "val": {"shards": data_identity(val_paths) if val_paths else [],
+                "sequences": val_ds.sequences, "patches": len(val_ds)},
+        "planes": list(train_ds.planes), "bit_depth": train_ds.bit_depth,
+        "border": train_ds.border, "ctu_size": train_ds.ctu_size,
+    }
+    return train_ds, val_ds, identity, note
+
+
+def stream_indices(n: int, batch: int, seed: int, rank: int = 0, world: int = 1,
+                   start_step: int = 0) -> Iterator[int]:
+    """Endless patch indices for one process, starting at optimizer step `start_step`.
+
+    The global stream is a fresh permutation of 0..n-1 per epoch (seeded by seed and epoch);
+    step s takes positions [s·B·W, (s+1)·B·W) of it and rank r the r-th B of those.
+    """
+    perms: dict[int, list[int]] = {}
+    step = start_step
+    while True:
+        base = step * batch * world + rank * batch
+        for q in range(base, base + batch):
+            epoch, i = divmod(q, n)
+            if epoch not in perms:
+                perms.clear()
+                gen = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+                perms[epoch] = torch.randperm(n, generator=gen).tolist()
+            yield perms[epoch][i]
+        step += 1
+
+
+class _StreamSampler(torch.utils.data.Sampler):
+    def __init__(self, **kw: int) -> None:
+        self.kw = kw
+
+    def __iter__(self) -> Iterator[int]:
+        return stream_indices(**self.kw)
+
+
+# ----------------------------------------------------------------------------- steps
+
+
+def compute_loss(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor,
+                 kind: str = "mse") -> torch.Tensor:
+    """Mean MSE or L1 over the CTU's valid samples. All [B, 1, C, C], normalised by peak."""
+    err = (pred.float() - target) * valid
+    per = err.square() if kind == "mse" else err.abs()
+    return per.sum() / valid.sum().clamp_min(1.0)
+
+
+def _autocast(device: torch.device, amp: bool):
+    if not amp:
+        return nullcontext()
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+
+
+def psnr(sse: float, n: int, peak: float) -> float:
+    """10·log10(peak² / MSE); a perfect frame is capped at 100 dB instead of infinity."""
+    mse = sse / max(n, 1)
+    return 100.0 if mse <= 0 else min(100.0, 10.0 * math.log10(peak * peak / mse))
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, loader, peak: float, border: int, device: torch.device,
+             amp: bool = False, channels_last: bool = False) -> list[dict[str, Any]]:
+    """PSNR-Y of reconstruction and filtered reconstruction per nominal QP, and the gain.
+
+    Samples are compared as the decoder would output them: integers in [0, peak]
+    (rec + residual rounded and clipped). PSNR is per frame (sequence, QP, POC) over the
+    valid samples of its CTUs, averaged over the frames of a sequence, then over sequences.
+    Returns one row per QP plus a row "all" (mean over QPs).
+    """
+    was_training = model.training
+    model.eval()
+    sse: dict[tuple, list[float]] = defaultdict(lambda: [0.0, 0.0, 0])
+    for batch in loader:
+        x = batch["input"].to(device, non_blocking=True)
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with _autocast(device, amp):
+            pred = model(x)
+        pred = pred.float().cpu().double()
+        rec = torch.round(batch["input"][:, :1, border:-border or None, border:-border or None]
+                          .double() * peak)
+        orig = rec + torch.round(batch["target"].double() * peak)
+        filt = torch.clamp(torch.round(rec + pred * peak), 0, peak)
+        valid = batch["valid"].double()
+        e_rec = ((orig - rec).square() * valid).sum(dim=(1, 2, 3))
+        e_filt = ((orig - filt).square() * valid).sum(dim=(1, 2, 3))
+        counts = valid.sum(dim=(1, 2, 3))
+        for i in range(len(counts)):
+            key = (batch["sequence"][i], int(batch["nominal_qp"][i]), int(batch["poc"][i]))
+            acc = sse[key]
+            acc[0] += float(e_rec[i])
+            acc[1] += float(e_filt[i])
+            acc[2] += int(counts[i])
+    model.train(was_training)
+    # frame → sequence → QP
+    per_seq: dict[tuple, list[tuple[float, float]]] = defaultdict(list)
+    for (seq, qp, _poc), (er, ef, n) in sse.items():
+        per_seq[(seq, qp)].append((psnr(er, n, peak), psnr(ef, n, peak)))
+    per_qp: dict[int, list[tuple[float, float]]] = defaultdict(list)
+    frames: dict[int, int] = defaultdict(int)
+    for (_seq, qp), vals in per_seq.items():
+        per_qp[qp].append((float(np.mean([v[0] for v in vals])),
+                           float(np.mean([v[1] for v in vals]))))
+        frames[qp] += len(vals)
+    rows = []
+    for qp in sorted(per_qp):
+        pr = float(np.mean([v[0] for v in per_qp[qp]]))
+        pf = float(np.mean([v[1] for v in per_qp[qp]]))
+        rows.append({"nominal_qp": qp, "psnr_rec": round(pr, 4), "psnr_filtered": round(pf, 4),
+                     "gain_db": round(pf - pr, 4), "frames": frames[qp]})
+    if rows:
+        rows.append({"nominal_qp": "all",
+                     "psnr_rec": round(float(np.mean([r["psnr_rec"] for r in rows])), 4),
+                     "psnr_filtered": round(float(np.mean([r["psnr_filtered"] for r in rows])), 4),
+                     "gain_db": round(float(np.mean([r["gain_db"] for r in rows])), 4),
+                     "frames": sum(frames.values())})
+    return rows
+
+
+# ----------------------------------------------------------------------------- run
+
+
+def _setup(config: TrainConfig) -> tuple[int, int, torch.device]:
+    """(rank, world size, device); joins the torchrun process group when WORLD_SIZE > 1."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    want = config.device
+    if want == "auto":
+        want = "cuda" if torch.cuda.is_available() else "cpu"
+    if want.startswith("cuda") and not torch.cuda.is_available():
+        raise CodecnnError(f"device {config.device!r} asked for, but CUDA is not available")
+    if want == "cuda":
+        device = torch.device("cuda", local if world > 1 else 0)
+        torch.cuda.set_device(device)
+    else:
+        device = torch.device(want)
+    if world > 1:
+        import torch.distributed as dist
+
+        if not dist.is_initialized():
+            dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return rank, world, device
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(obj, indent=2, default=str) + "\n")
+    os.replace(tmp, path)
+
+
+def load_run_config(run_dir: str | os.PathLike) -> TrainConfig:
+    """The TrainConfig a run was started with (RUN/config.json)."""
+    path = Path(run_dir) / "config.json"
+    if not path.is_file():
+        raise DataError(f"{run_dir}: not a training run (no config.json)")
+    try:
+        return TrainConfig.from_dict(json.loads(path.read_text())["train_config"])
+    except (ValueError, KeyError, TypeError) as e:
+        raise DataError(f"{path}: unreadable run config ({e})") from None
+
+
+def train_rdn(config: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = False,
+              overwrite: bool = False, until: int | None = None,
+              command: list[str] | None = None, progress: bool = True) -> dict[str, Any]:
+    """Train (or, with resume, continue) an RDN; returns a summary dict.
+
+    Summary: run, step, steps, best_metric (mean validation gain in dB, higher is better),
+    val (rows of the last validation: nominal_qp, psnr_rec, psnr_filtered, gain_db, frames),
+    val_note, seconds, patches_per_s. Raises NonFiniteLoss when the loss stops being finite.
+    """
+    from tqdm import tqdm
+
+    run_dir = Path(run_dir)
+    rank, world, device = _setup(config)
+    model_name, _ = resolve_preset(config.preset)
+    last_path, best_path = run_dir / "last.pt", run_dir / "best.pt"
+    if resume:
+        if not last_path.is_file():
+            raise DataError(f"{run_dir}: nothing to resume (no last.pt)")
+    elif run_dir.exists() and any(run_dir.iterdir()) and not overwrite:
+        raise CodecnnError(f"{run_dir}: exists and is not empty; use --resume {run_dir} to "
+                           f"continue it or --overwrite to start again")
+    if until is not None and not 0 < until <= config.steps:
+        raise CodecnnError(f"--until {until} must be in 1..--steps ({config.steps})")
+    stop_at = until or config.steps
+
+    train_ds, val_ds, identity, note = make_datasets(config)
+    torch.manual_seed(config.seed)
+    np.random.seed(config.seed % 2**32)
+    net = build_model(config.preset, planes=train_ds.planes, **config.model_overrides)
+    model_config = config_to_dict(net.config)
+    amp = config.amp == "bf16" or (config.amp == "auto" and device.type == "cuda")
+    channels_last = device.type == "cuda" if config.channels_last is None else config.channels_last
+    net.to(device)
+    if channels_last:
+        net.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.AdamW(net.parameters(), lr=config.lr,
+                                  weight_decay=config.weight_decay)
+    scheduler = make_scheduler(optimizer, config.warmup_steps, config.steps)
+    step, best_metric = 0, None
+    if resume:
+        ckpt = read_checkpoint(last_path)
+        if ckpt["model_name"] != model_name or dict(ckpt["model_config"]) != model_config:
+            raise CodecnnError(
+                f"{run_dir}: was trained with model {ckpt['model_name']} "
+                f"{_short(ckpt['model_config'])}, not {config.preset} {_short(model_config)}")
+        if not _same_data(ckpt.get("data") or {}, identity):
+            raise DataError(f"{run_dir}: the data differs from the data the run was trained "
+                            f"on (files, sizes or patch counts); an exact resume needs the same")
+        net.load_state_dict(ckpt["model_state"])
+        optimizer.load_state_dict(ckpt["optimizer_state"])
+        scheduler.load_state_dict(ckpt["scheduler_state"])
+        step, best_metric = int(ckpt["step"]), ckpt.get("best_metric")
+        set_rng_state(ckpt["rng"])
+        if step >= stop_at:
+            raise CodecnnError(f"{run_dir}: already at step {step}; give a larger --steps "
+                               f"to continue it")
+    train_model: torch.nn.Module = net
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        train_model = DDP(net, device_ids=[device.index] if device.type == "cuda" else None)
+    if config.compile:
+        train_model = torch.compile(train_model)
+
+    writer = rank == 0
+    if writer:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        if not resume:
+            _clear_run(run_dir)
+        record = {"train_config": config.to_dict(), "model_name": model_name,
+                  "model_config": model_config, "preset": config.preset,
+                  "resolved": {"amp_bf16": amp, "channels_last": channels_last,
+                               "warmup_steps": config.warmup_steps, "device": str(device),
+                               "world_size": world,
+                               "global_batch": config.batch_size * world},
+                  "data": identity, "val_note": note, "command": command or sys.argv,
+                  "torch_version": torch.__version__, "codecnn_version": __version__}
+        if not resume:
+            _write_json(run_dir / "config.json", record)
+        else:
+            _write_json(run_dir / f"config.resume-{step}.json", record)
+        with open(run_dir / "command.txt", "a") as f:
+            f.write(" ".join(command or sys.argv) + "\n")
+    log = RunLog(run_dir, resume_step=step if resume else None) if writer else None
+    say = (lambda msg: tqdm.write(msg, file=sys.stderr)) if writer else (lambda msg: None)
+    if note:
+        say(f"train: {note}")
+
+    pin = device.type == "cuda"
+    loader = torch.utils.data.DataLoader(
+        train_ds, batch_size=config.batch_size, num_workers=config.workers, pin_memory=pin,
+        sampler=_StreamSampler(n=len(train_ds), batch=config.batch_size, seed=config.seed,
+                               rank=rank, world=world, start_step=step),
+        persistent_workers=config.workers > 0, drop_last=True)
+    val_loader = torch.utils.data.DataLoader(
+        val_ds, batch_size=config.batch_size, num_workers=min(config.workers, 1),
+        pin_memory=pin, shuffle=False)
+    border, peak = train_ds.border, train_ds.peak
+
+    def checkpoint(path: Path, at: int) -> None:
+        save_checkpoint(path, model_name=model_name, model_config=model_config, model=net,
+                        optimizer=optimizer, scheduler=scheduler, step=at, data=identity,
+                        best_metric=best_metric, train_config=config.to_dict())
+
+    last_saved = step if resume else None
+    val_rows: list[dict[str, Any]] = []
+
+    def validate_and_save(at: int) -> None:
+        nonlocal best_metric, val_rows, last_saved
+        if writer:
+            val_rows = evaluate(net, val_loader, peak, border, device, amp, channels_last)
+            log.val(at, val_rows)
+            gain = val_rows[-1]["gain_db"]
+            per = "  ".join(f"QP{r['nominal_qp']} {r['gain_db']:+.3f}" for r in val_rows[:-1])
+            say(f"step {at}: validation PSNR-Y gain {gain:+.4f} dB ({per})")
+            if best_metric is None or gain > best_metric:
+                best_metric = gain
+                checkpoint(best_path, at)
+            checkpoint(last_path, at)
+            last_saved = at
+            plot_curves(run_dir)
+        if world > 1:
+            torch.distributed.barrier()
+
+    t_start = time.perf_counter()
+    t_log, n_log, loss_sum = time.perf_counter(), 0, torch.zeros((), device=device)
+    start_step = step
+    bar = tqdm(total=stop_at, initial=step, disable=not (writer and progress), file=sys.stderr,
+               desc="train", unit="step", dynamic_ncols=True)
+    flag = torch.zeros(1, device=device)
+    train_model.train()
+    try:
+        it = iter(loader)
+        while step < stop_at:
+            batch = next(it)
+            x = batch["input"].to(device, non_blocking=True)
+            target = batch["target"].to(device, non_blocking=True)
+            valid = batch["valid"].to(device, non_blocking=True)
+            if channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            with _autocast(device, amp):
+                pred = train_model(x)
+            loss = compute_loss(pred, target, valid, config.loss)
+            flag.fill_(0.0)
+            flag += (~torch.isfinite(loss.detach())).float()
+            if world > 1:
+                torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+            if flag.item() > 0:
+                kept = (f"{last_path} keeps step {last_saved}, the last good checkpoint"
+                        if last_saved is not None else "no checkpoint had been written yet")
+                raise NonFiniteLoss(f"{run_dir}: training loss is {loss.item()} at step "
+                                    f"{step + 1}; stopped before updating the weights; {kept}")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if config.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(net.parameters(), config.grad_clip)
+            optimizer.step()
+            scheduler.step()
+            step += 1
+            loss_sum += loss.detach()
+            n_log += 1
+            bar.update(1)
+            if step % config.log_every == 0 or step == stop_at:
+                mean_loss = loss_sum / n_log
+                if world > 1:
+                    torch.distributed.all_reduce(mean_loss)
+                    mean_loss /= world
+                dt = time.perf_counter() - t_log
+                row = {"step": step, "lr": scheduler.get_last_lr()[0],
+                       "loss": float(mean_loss), "elapsed_s": round(time.perf_counter()
+                                                                     - t_start, 3),
+                       "patches_per_s": round(n_log * config.batch_size * world / dt, 2)}
+                if writer:
+                    log.train(row)
+                    bar.set_postfix(loss=f"{row['loss']:.3g}")
+                t_log, n_log, loss_sum = time.perf_counter(), 0, torch.zeros((), device=device)
+            if step % config.val_every == 0 or step == stop_at:
+                validate_and_save(step)
+    finally:
+        bar.close()
+        if log:
+            log.close()
+        if world > 1 and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+    seconds = time.perf_counter() - t_start
+    summary = {"run": str(run_dir), "step": step, "steps": config.steps,
+               "best_metric": best_metric, "val": val_rows, "val_note": note,
+               "seconds": round(seconds, 2),
+               "patches_per_s": round((step - start_step) * config.batch_size * world
+                                      / max(seconds, 1e-9), 2)}
+    return summary
+
+
+def _clear_run(run_dir: Path) -> None:
+    """Remove what an earlier run left in RUN (only files this module writes)."""
+    import shutil
+
+    for name in ("last.pt", "best.pt", "train.csv", "val.csv", "curves.png", "config.json",
+                 "command.txt"):
+        (run_dir / name).unlink(missing_ok=True)
+    for p in run_dir.glob("config.resume-*.json"):
+        p.unlink()
+    if (run_dir / "tb").is_dir():
+        shutil.rmtree(run_dir / "tb")
+
+
+def _short(cfg: dict) -> str:
+    keys = ("planes", "features", "blocks", "layers", "growth", "updown")
+    return "(" + ", ".join(f"{k}={cfg.get(k)}" for k in keys if k in cfg) + ")"

@@ -1,0 +1,252 @@
+"""Training on real VVC-coded shards: loss goes down, exact resume, NaN stop, DDP, bad input."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from codecnn.errors import CodecnnError
+from codecnn.models import build_model, load_model
+from codecnn.models.complexity import summarize
+from codecnn.train import NonFiniteLoss, TrainConfig, evaluate, load_run_config, train_rdn
+from codecnn.train.checkpoint import save_checkpoint
+from codecnn.train.logs import read_csv
+from codecnn.train.schedule import warmup_cosine
+from tests.conftest import REPO, assert_one_line_error, run_cli
+from tests.train_data import make_shards
+
+TINY = {"features": 8, "blocks": 1, "layers": 2, "growth": 4}
+TINY_ARGS = ["--features", "8", "--blocks", "1", "--layers", "2", "--growth", "4"]
+
+
+@pytest.fixture(autouse=True)
+def _threads():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory):
+    """Two sequences (astronaut, coffee), 2 frames of 256×192 each, VVC-coded at QP 37."""
+    out = tmp_path_factory.mktemp("shards")
+    make_shards(out, sequences=("astronaut", "coffee"), qps=(37,))
+    return out
+
+
+def tiny_config(shards, **kw) -> TrainConfig:
+    base = {"data": (str(shards),), "preset": "rdn-s", "model_overrides": TINY, "steps": 6,
+            "batch_size": 4, "seed": 1, "lr": 2e-3, "warmup": 2, "val_every": 3,
+            "log_every": 1, "workers": 0, "device": "cpu"}
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_summary_kmac_equals_hand_count():
+    """planes rec+qp, F=4, 1 RDB × 2 layers, g=2, 12×12 input → 8×8 output (64 pixels)."""
+    model = build_model("rdn", planes=("rec", "qp"), features=4, blocks=1, layers=2, growth=2)
+    s = summarize(model, 12, 12, train_batch=2, infer_batch=1)
+    hand = (
+        2 * 9 * 4 * 10 * 10  # head conv 1: 2→4, 3×3, valid → 10×10
+        + 4 * 9 * 4 * 64  # head conv 2: 4→4 → 8×8
+        + 4 * 9 * 2 * 64 + 6 * 9 * 2 * 64  # dense layers: 4→2, 6→2
+        + 8 * 4 * 64  # local fusion 1×1: 8→4
+        + 4 * 4 * 64 + 4 * 9 * 4 * 64  # global fusion 1×1 + 3×3
+        + 4 * 9 * 1 * 64  # tail 4→1
+    )
+    assert s["macs_per_patch"] == hand == 42528
+    assert s["kmac_per_pixel"] == pytest.approx(hand / 64 / 1000)
+    assert s["params"] == sum(p.numel() for p in model.parameters())
+    assert s["train_activation_mib"] > 0 and s["infer_activation_mib"] > 0
+
+
+def test_summary_cli_json_and_table():
+    import json
+
+    proc = run_cli("summary", "rdn-s", "--json", "--size", "36", check=True)
+    s = json.loads(proc.stdout)
+    assert s["params"] == sum(p.numel() for p in build_model("rdn-s").parameters())
+    assert 200 < s["kmac_per_pixel"] < 240  # the research notes' rdn-s is ~231 kMAC/px
+    assert s["kmac_per_pixel_basis"] == "per output pixel of the 32x32 CTU"
+    assert s["train_activation_mib"] > 10 * s["infer_activation_mib"]
+    table = run_cli("summary", "rdn-ds", "--size", "36", check=True).stdout
+    assert "kMAC/pixel" in table and "parameters" in table
+    assert_one_line_error(run_cli("summary", "rdn-xl"), "unknown model or preset 'rdn-xl'")
+
+
+def test_schedule_warmup_then_cosine():
+    lrs = [warmup_cosine(s, 10, 100) for s in range(100)]
+    assert lrs[0] == pytest.approx(0.1) and lrs[9] == pytest.approx(1.0)
+    assert all(a >= b for a, b in zip(lrs[9:], lrs[10:], strict=False))
+    assert lrs[-1] < 0.05
+
+
+def test_training_lowers_loss_and_writes_run(shards, tmp_path):
+    run = tmp_path / "run"
+    s = train_rdn(tiny_config(shards, steps=30, val_every=15), run, progress=False)
+    rows = read_csv(run / "train.csv")
+    losses = [float(r["loss"]) for r in rows]
+    assert len(losses) == 30
+    assert np.mean(losses[-5:]) < 0.5 * np.mean(losses[:5])
+    assert s["step"] == 30 and s["val"][-1]["nominal_qp"] == "all"
+    assert "validation sequences" in s["val_note"]  # two sequences: split by sequence
+    for name in ("config.json", "command.txt", "val.csv", "curves.png", "last.pt", "best.pt"):
+        assert (run / name).is_file(), name
+    assert list((run / "tb").iterdir())
+    assert not list(run.glob(".*.tmp"))
+    model, meta = load_model(run / "last.pt")
+    assert meta["step"] == 30 and meta["model_name"] == "rdn"
+    assert model.config.planes == ("rec", "qp") and model.config.features == 8
+
+
+def test_validation_psnr_matches_skimage(shards):
+    """PSNR of the reconstruction from the patches equals scikit-image's on the full frames,
+    and a zero residual (tail zeroed) gains exactly 0 dB."""
+    from skimage.metrics import peak_signal_noise_ratio
+
+    from codecnn.datasets import ShardDataset
+
+    ds = ShardDataset(shards / "coffee_qp37.h5")
+    loader = torch.utils.data.DataLoader(ds, batch_size=3)
+    model = build_model("rdn-s", planes=ds.planes, **TINY)
+    with torch.no_grad():
+        model.tail.weight.zero_()
+        model.tail.bias.zero_()
+    rows = evaluate(model, loader, ds.peak, ds.border, torch.device("cpu"))
+    w, h = 256, 192
+    size = w * h * 3 // 2
+    orig = np.fromfile(shards / "yuv" / "coffee.yuv", "<u2").reshape(-1, size)[:, : w * h]
+    rec = np.fromfile(shards / "yuv" / "coffee_qp37_rec.yuv", "<u2").reshape(-1, size)[:, : w * h]
+    ref = np.mean([peak_signal_noise_ratio(o, r, data_range=1023) for o, r in zip(orig, rec,
+                                                                                  strict=True)])
+    assert rows[0]["nominal_qp"] == 37 and rows[0]["frames"] == 2
+    assert rows[0]["psnr_rec"] == pytest.approx(ref, abs=1e-3)
+    assert rows[0]["gain_db"] == 0.0
+
+
+def _weights(path):
+    return torch.load(path, weights_only=True)
+
+
+def test_resume_is_exact(shards, tmp_path):
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    train_rdn(tiny_config(shards), straight, progress=False)
+    train_rdn(tiny_config(shards), split, until=3, progress=False)
+    assert _weights(split / "last.pt")["step"] == 3
+    # resumed in this process: the same thread count as the straight run, so bitwise equal
+    train_rdn(load_run_config(split), split, resume=True, progress=False)
+    a, b = _weights(straight / "last.pt"), _weights(split / "last.pt")
+    assert b["step"] == 6
+    for k, v in a["model_state"].items():
+        assert torch.equal(v, b["model_state"][k]), k
+    for k, st in a["optimizer_state"]["state"].items():
+        assert torch.equal(st["exp_avg_sq"], b["optimizer_state"]["state"][k]["exp_avg_sq"])
+    assert a["scheduler_state"]["last_epoch"] == b["scheduler_state"]["last_epoch"] == 6
+    # the logs of the resumed run hold each step once, with the straight run's losses
+    la = [r["loss"] for r in read_csv(straight / "train.csv")]
+    lb = [r["loss"] for r in read_csv(split / "train.csv")]
+    assert la == lb
+    # a truncated checkpoint: a clear one-line error naming the file
+    data = (split / "last.pt").read_bytes()
+    (split / "last.pt").write_bytes(data[: len(data) // 3])
+    assert_one_line_error(run_cli("train", "rdn", "--resume", split, "--steps", "9"),
+                          "last.pt: not a readable checkpoint")
+
+
+def test_nan_loss_stops_within_one_step(shards, tmp_path, monkeypatch):
+    import codecnn.train.loop as loop
+
+    real = loop.compute_loss
+    calls = {"n": 0}
+
+    def poisoned(*args, **kw):
+        calls["n"] += 1
+        loss = real(*args, **kw)
+        return loss * float("nan") if calls["n"] == 5 else loss
+
+    monkeypatch.setattr(loop, "compute_loss", poisoned)
+    run = tmp_path / "run"
+    with pytest.raises(NonFiniteLoss, match=r"loss is nan at step 5.*keeps step 3"):
+        train_rdn(tiny_config(shards, steps=10), run, progress=False)
+    assert calls["n"] == 5  # stopped at once, no further step
+    for name in ("last.pt", "best.pt"):
+        ck = _weights(run / name)
+        assert ck["step"] == 3
+        assert all(torch.isfinite(v).all() for v in ck["model_state"].values())
+    assert not list(run.glob(".*.tmp"))
+
+
+def test_non_finite_weights_are_never_written(tmp_path):
+    model = build_model("rdn-s", **TINY)
+    opt = torch.optim.AdamW(model.parameters())
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
+    with torch.no_grad():
+        model.tail.weight[0, 0, 0, 0] = float("inf")
+    with pytest.raises(CodecnnError, match="non-finite weights"):
+        save_checkpoint(tmp_path / "x.pt", model_name="rdn", model_config={}, model=model,
+                        optimizer=opt, scheduler=sched, step=1, data={}, best_metric=None)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_torchrun_two_cpu_processes(shards, tmp_path):
+    run = tmp_path / "ddp"
+    env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+         "-m", "codecnn", "train", "rdn", "--data", str(shards), "--steps", "4",
+         "--batch-size", "2", "--val-every", "4", "--workers", "0", "--device", "cpu",
+         "-o", str(run), *TINY_ARGS],
+        capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ck = _weights(run / "last.pt")
+    assert ck["step"] == 4
+    import json
+
+    cfg = json.loads((run / "config.json").read_text())
+    assert cfg["resolved"]["world_size"] == 2 and cfg["resolved"]["global_batch"] == 4
+    assert sorted(p.name for p in run.glob("*.pt")) == ["best.pt", "last.pt"]
+    assert not list(run.glob(".*.tmp"))
+    assert len(read_csv(run / "val.csv")) == 2  # one validation (QP 37 + mean), by rank 0 only
+
+
+def test_single_sequence_validates_on_training_data(shards, tmp_path):
+    single = tmp_path / "single"
+    single.mkdir()
+    shutil.copy(shards / "astronaut_qp37.h5", single)
+    s = train_rdn(tiny_config(single, steps=2, val_every=2), tmp_path / "run", progress=False)
+    assert "single sequence" in s["val_note"] and "TRAINING data" in s["val_note"]
+
+
+def test_bad_input_one_line_errors(shards, tmp_path):
+    base = ["train", "rdn", "--steps", "2", "--batch-size", "2", "--workers", "0", *TINY_ARGS]
+    assert_one_line_error(run_cli(*base, "--data", tmp_path / "nowhere", "-o", tmp_path / "r0"),
+                          "nowhere", "no such file")
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    shutil.copy(shards / "astronaut_qp37.h5", mixed / "a.h5")
+    shutil.copy(shards / "coffee_qp37.h5", mixed / "b.h5")
+    with h5py.File(mixed / "b.h5", "r+") as f:
+        f.attrs["bit_depth"] = 8
+    assert_one_line_error(run_cli(*base, "--data", mixed, "-o", tmp_path / "r1"), "bit_depth")
+    assert_one_line_error(run_cli(*base, "--data", shards, "--preset", "rdn-xl",
+                                  "-o", tmp_path / "r2"), "unknown model or preset 'rdn-xl'")
+    run = tmp_path / "r3"
+    train_rdn(tiny_config(shards, steps=2, val_every=2), run, progress=False)
+    assert_one_line_error(run_cli("train", "rdn", "--resume", run, "--steps", "4",
+                                  "--preset", "rdn-ds"), "was trained with model rdn", "rdn-ds")
+    with pytest.raises(CodecnnError, match="features=8.*features=16"):
+        train_rdn(tiny_config(shards, steps=4, model_overrides={**TINY, "features": 16}), run,
+                  resume=True, progress=False)
+    with pytest.raises(CodecnnError, match="--resume"):
+        train_rdn(tiny_config(shards, steps=4), run, progress=False)
+    with pytest.raises(CodecnnError, match="already at step 2"):
+        train_rdn(tiny_config(shards, steps=2), run, resume=True, progress=False)

@@ -1,0 +1,142 @@
+#!/usr/bin/env python
+"""Inference speed of the in-loop filter: milliseconds per 1080p luma frame.
+
+For each preset (rdn-s, rdn-m) the baseline is eager fp32 (NCHW, 16 CTUs per batch); the
+other rows are the faster paths (channels_last, bf16, torch.compile; on CUDA also CUDA graphs
+via compile's "reduce-overhead" and half-precision weights and I/O), measured in the same run
+and reported as a speed-up against that baseline, with kMAC/pixel and parameters.
+
+A 1080p frame is 15 × 9 = 135 CTUs of 128×128 (the last row is cut, but computed whole), so
+with --ctus N (< 135) the time of N CTUs is measured and scaled by 135/N: say so when quoting.
+The CUDA run filters whole frames through codecnn.evaluate.TiledFilter (upload, tiling,
+model, assembly, download). Weights are random: speed does not depend on them.
+
+    python tools/bench_infer.py                      # CPU, a few CTUs, scaled (~1-2 min)
+    python tools/bench_infer.py --device cuda        # GPU, whole 1080p frames
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+W, H, CTU = 1920, 1080, 128
+FRAME_CTUS = -(-W // CTU) * -(-H // CTU)  # 135
+
+
+def _sync(device: str) -> None:
+    import torch
+
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def _variants(device: str, compile_cpu: bool) -> list[tuple[str, dict]]:
+    v = [("eager fp32 (baseline)", dict(dtype="fp32")),
+         ("fp32 channels_last", dict(dtype="fp32", channels_last=True)),
+         ("bf16 autocast, channels_last", dict(dtype="bf16", channels_last=True)),
+         ("bf16 weights+I/O, channels_last", dict(dtype="bf16", channels_last=True, cast=True))]
+    if device.startswith("cuda"):
+        v += [("bf16 compile", dict(dtype="bf16", channels_last=True, cast=True, compile=True,
+                                    batch=FRAME_CTUS)),
+              ("fp16 weights+I/O, compile + CUDA graphs",
+               dict(dtype="fp16", channels_last=True, cast=True, compile=True, batch=FRAME_CTUS))]
+    elif compile_cpu:
+        v += [("bf16 weights+I/O, compile",
+               dict(dtype="bf16", channels_last=True, cast=True, compile=True))]
+    return v
+
+
+def bench(preset: str, device: str, ctus: int, repeat: int, compile_cpu: bool) -> list[dict]:
+    import numpy as np
+    import torch
+
+    from codecnn.evaluate.complexity import kmac_per_pixel, num_params
+    from codecnn.evaluate.tiling import TiledFilter
+    from codecnn.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model(preset, planes=("rec", "qp"))
+    kmac, params = kmac_per_pixel(model), num_params(model)
+    cuda = device.startswith("cuda")
+    n = FRAME_CTUS if cuda else min(ctus, FRAME_CTUS)
+    if cuda:
+        h, w = H, W
+    else:  # a strip of n CTUs: the same per-CTU work as a frame
+        h, w = CTU, CTU * n
+    rng = np.random.default_rng(0)
+    y, x = np.mgrid[0:h, 0:w]
+    rec = np.clip(512 + 300 * np.sin(x / 23) * np.cos(y / 17) + rng.normal(0, 10, (h, w)),
+                  0, 1023).astype(np.uint16)
+    stack = np.stack([rec, np.full_like(rec, 32)])
+    filters = []
+    for name, opts in _variants(device, compile_cpu):
+        opts = {"batch": 16, **opts}
+        tf = TiledFilter(model, 10, device=device, **opts)
+        t0 = time.perf_counter()
+        for _ in range(3 if opts.get("compile") else 1):  # warm-up (compile, autotune, graphs)
+            tf.residual(stack)
+        _sync(device)
+        filters.append((name, opts, tf, time.perf_counter() - t0, []))
+    # Round robin, best of `repeat`: load from other processes hits every variant alike.
+    for _ in range(repeat):
+        for _name, _opts, tf, _warm, times in filters:
+            t0 = time.perf_counter()
+            tf.residual(stack)
+            _sync(device)
+            times.append(time.perf_counter() - t0)
+    rows = []
+    for name, opts, _tf, warm, times in filters:
+        ms = min(times) * 1000 * FRAME_CTUS / n
+        rows.append({"preset": preset, "variant": name, "ms": ms, "kmac": kmac,
+                     "params": params, "warmup_s": warm, "batch": opts["batch"]})
+        print(f"  {preset:6s} {name:42s} {ms:10.1f} ms/frame", file=sys.stderr)
+    base = rows[0]["ms"]
+    for r in rows:
+        r["speedup"] = base / r["ms"]
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--models", nargs="+", default=["rdn-s", "rdn-m"])
+    ap.add_argument("--ctus", type=int, default=2,
+                    help="CTUs timed on the CPU (scaled to 135 per 1080p frame)")
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
+    ap.add_argument("--compile", action="store_true",
+                    help="also time torch.compile on the CPU (slow to warm up here)")
+    args = ap.parse_args()
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.device.startswith("cuda"):
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    dev = (torch.cuda.get_device_name(0) if args.device.startswith("cuda")
+           else f"CPU, {torch.get_num_threads()} threads")
+    rows = []
+    for preset in args.models:
+        rows += bench(preset, args.device, args.ctus, args.repeat, args.compile)
+    how = ("whole 1920×1080 frames (135 CTUs, one batch for compiled rows)"
+           if args.device.startswith("cuda")
+           else f"{min(args.ctus, FRAME_CTUS)} CTUs timed, scaled ×{FRAME_CTUS}/"
+                f"{min(args.ctus, FRAME_CTUS)} to a 1080p frame")
+    print(f"Filter inference, ms per 1080p luma frame: {dev}, torch {torch.__version__}; {how}; "
+          f"best of {args.repeat}.\n")
+    print("| model | path | kMAC/pixel | params | ms/frame | speed-up vs eager fp32 |")
+    print("|---|---|---:|---:|---:|---:|")
+    for r in rows:
+        print(f"| {r['preset']} | {r['variant']} | {r['kmac']:.1f} | {r['params']:,} | "
+              f"{r['ms']:.1f} | {r['speedup']:.2f}× |")
+
+
+if __name__ == "__main__":
+    main()
