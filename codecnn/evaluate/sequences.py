@@ -11,7 +11,7 @@ import numpy as np
 from codecnn.codec.manifest import CodedSequence, load_manifest
 from codecnn.errors import DataError
 from codecnn.evaluate.metrics import mse_to_psnr, sse
-from codecnn.evaluate.sideinfo import MapReader, picture_qp
+from codecnn.evaluate.sideinfo import open_sequence_map, picture_qp
 from codecnn.evaluate.switching import switch_picture
 from codecnn.evaluate.tiling import TiledFilter
 from codecnn.io.yuv import YuvFormat, open_yuv
@@ -73,13 +73,13 @@ def evaluate_sequence(tf: TiledFilter, seq: CodedSequence, switch: str | None,
         raise DataError(f"{where}: sequence is {seq.bit_depth}-bit, filter set up for "
                         f"{tf.bit_depth}-bit")
     orig, rec = _open_pair(seq, where)
-    qp_map = MapReader(seq, "qp", where) if seq.qp_map and "qp" in tf.planes else None
+    qp_map = open_sequence_map(seq, "qp", where) if seq.qp_map and "qp" in tf.planes else None
     depth_map = None
     if "depth" in tf.planes:
         if not seq.depth_map:
             raise DataError(f"{where}: model uses the depth plane but {seq.source} has no "
                             "depth map")
-        depth_map = MapReader(seq, "depth", where)
+        depth_map = open_sequence_map(seq, "depth", where)
     frames: list[dict[str, Any]] = []
     flag_bits = 0
     ctus_on = ctus_total = 0
@@ -88,8 +88,8 @@ def evaluate_sequence(tf: TiledFilter, seq: CodedSequence, switch: str | None,
                file=sys.stderr, disable=not progress, leave=False)
     for k in bar:
         o, r = np.asarray(orig.luma(k)), np.asarray(rec.luma(k))
-        qp = qp_map(k) if qp_map is not None else picture_qp(seq, k)
-        depth = depth_map(k) if depth_map is not None else None
+        qp = qp_map.frame(k) if qp_map is not None else picture_qp(seq, k)
+        depth = depth_map.frame(k) if depth_map is not None else None
         f = tf.filter(r, qp, depth, where=where)
         n = r.size
         row = {

@@ -25,8 +25,8 @@ from codecnn.extract.shard_writer import (
     remove_stale_tmp,
     write_shard,
 )
-from codecnn.extract.sideinfo import ConstantMap, SideMap, open_map, parse_map_format
 from codecnn.io.shard import open_shard, read_attrs
+from codecnn.io.sideinfo import ConstantMap, SideMap, open_map, parse_map_format
 from codecnn.io.yuv import YuvReader, resolve_format
 
 

@@ -22,8 +22,8 @@ import numpy as np
 from codecnn import __version__
 from codecnn.errors import DataError
 from codecnn.extract.grid import CtuGrid
-from codecnn.extract.sideinfo import ConstantMap, SideMap
 from codecnn.io import shard
+from codecnn.io.sideinfo import ConstantMap, SideMap
 from codecnn.io.yuv import YuvReader
 
 # Chosen by tools/bench_extract.py on 720p 10-bit VVC reconstructions: Blosc/LZ4 with
