@@ -69,7 +69,8 @@ def _qps(first: tuple[str, ...], rest: tuple[str, ...]) -> list[int]:
 @click.option("--frames", type=int, default=None, help="At most this many frames")
 @click.option("--preset", default="medium", show_default=True,
               help="Encoder preset (VVenC: faster, fast, medium, slow, slower)")
-@click.option("--codec", default="vvc", show_default=True, help="Codec (see codecnn.codec)")
+@click.option("--codec", type=click.Choice(["vvc", "hevc"]), default="vvc", show_default=True,
+              help="vvc: VVenC + FFmpeg's vvc decoder; hevc: x265 + libde265 depth/QP maps")
 @click.option("--size", default=None, help="Raw YUV size WxH (else parsed from the name)")
 @click.option("--bit-depth", type=int, default=None, help="Raw YUV bit depth 8 or 10")
 @click.option("--chroma", default=None, help="Raw YUV chroma 420 or 400")
@@ -133,12 +134,19 @@ def samples(export, out_dir, frames, bit_depth, ffmpeg, overwrite):
 @main.command()
 @click.option("-o", "--out", "out_dir", default="demo_out", show_default=True,
               help="Output directory")
+@click.option("--codec", type=click.Choice(["vvc", "hevc"]), default="vvc", show_default=True,
+              help="vvc (VVenC) or hevc (x265, with real CU depth from libde265)")
+@click.option("--device", default="cpu", show_default=True, help="cpu or cuda")
+@click.option("--full", is_flag=True,
+              help="The larger run (more frames, full-size samples, rdn-s): for a GPU")
 @click.option("--ffmpeg", default=None, help="FFmpeg binary")
-def demo(out_dir, ffmpeg):
-    """Run the whole flow on the shipped sample content (stage 1: encode)."""
+def demo(out_dir, codec, device, full, ffmpeg):
+    """Run the whole flow on the shipped sample content: encode, extract, train, eval, analyze."""
     from codecnn.demo import run_demo
 
-    run_demo(out_dir, ffmpeg=ffmpeg, echo=click.echo)
+    run_demo(out_dir, codec=codec, device=device, full=full, ffmpeg=ffmpeg, echo=click.echo)
+
+
 # --- end codec ---
 
 # --- extract ---
