@@ -31,6 +31,85 @@ def main() -> None:
     """CNN in-loop filters for VVC: encode, extract, train, eval, analyze."""
 
 
+# --- extract ---
+@main.command("extract")
+@click.option("--yuv", "rec", type=click.Path(dir_okay=False), help="Reconstruction (raw YUV).")
+@click.option("--orig", type=click.Path(dir_okay=False), help="Original of --yuv (raw YUV).")
+@click.option("--size", help="WxH of both YUV files (default: from the file names).")
+@click.option("--bit-depth", type=click.Choice(["8", "10"]), help="Bit depth of both YUV files.")
+@click.option("--qp", type=click.IntRange(0, 63), help="The QP every picture was coded at.")
+@click.option("--qp-map", type=click.Path(dir_okay=False), help="Per-sample QP map file.")
+@click.option("--qp-map-format", help="raw | raw4 | vtm-trace | dump | dump8 | dump10 "
+              "(default: from the suffix: .yuv dump, .txt/.csv/.trace vtm-trace, else raw).")
+@click.option("--depth-map", type=click.Path(dir_okay=False), help="Per-sample CU depth map.")
+@click.option("--depth-map-format", help="As --qp-map-format.")
+@click.option("--sequence", help="Sequence name stored in the shard (default: --orig's stem).")
+@click.option("--manifest", "manifests", multiple=True, type=click.Path(dir_okay=False),
+              help="Coded-sequence manifest(s) from `codecnn encode`; more may follow as args.")
+@click.argument("more_manifests", nargs=-1, type=click.Path(dir_okay=False))
+@click.option("-o", "--output", required=True, type=click.Path(),
+              help="OUT.h5 with --yuv; a directory of <sequence>_qp<QP>.h5 with --manifest.")
+@click.option("-j", "--jobs", default=1, type=click.IntRange(1, 64), help="Parallel shards.")
+@click.option("--ctu-size", default=128, type=int, show_default=True)
+@click.option("--border", default=2, type=int, show_default=True)
+@click.option("--full-ctus-only", is_flag=True, help="Skip CTUs cut by the picture edge.")
+@click.option("--compression", default=None, help="none | lzf | gzip-1 | blosc-zstd | "
+              "blosc-lz4 (default blosc-lz4, chosen by tools/bench_extract.py).")
+@click.option("--overwrite", is_flag=True, help="Replace existing shards.")
+def extract_cmd(rec, orig, size, bit_depth, qp, qp_map, qp_map_format, depth_map,
+                depth_map_format, sequence, manifests, more_manifests, output, jobs, ctu_size,
+                border, full_ctus_only, compression, overwrite) -> None:
+    """Cut decoded pictures into CTU patches (+ border) with QP/depth planes → HDF5 shards.
+
+    \b
+    codecnn extract --yuv rec.yuv --orig orig.yuv --size 1280x720 --bit-depth 10 --qp 32 -o a.h5
+    codecnn extract --manifest out/*/qp*/manifest.json -o shards/ -j 2
+    """
+    from codecnn.errors import DataError
+    from codecnn.extract import DEFAULT_COMPRESSION, ExtractOptions, extract_manifests, extract_yuv
+    from codecnn.io.yuv import parse_size
+
+    options = ExtractOptions(ctu_size=ctu_size, border=border, full_ctus_only=full_ctus_only,
+                             compression=compression or DEFAULT_COMPRESSION, overwrite=overwrite)
+    all_manifests = [*manifests, *more_manifests]
+    if all_manifests:
+        if rec or orig:
+            raise DataError("give either --manifest or --yuv/--orig, not both")
+        results = extract_manifests(all_manifests, output, options, jobs=jobs)
+        for r in results:
+            state = "skipped (complete)" if r.get("skipped") else f"{r['seconds']:.1f} s"
+            click.echo(f"{r['path']}: {r['patches']} patches, QP {r['nominal_qp']}, {state}")
+        return
+    if not rec or not orig:
+        raise DataError("give --yuv REC and --orig ORIG, or --manifest M.json")
+    r = extract_yuv(rec, orig, output, size=parse_size(size) if size else None,
+                    bit_depth=int(bit_depth) if bit_depth else None, qp=qp, qp_map=qp_map,
+                    qp_map_format=qp_map_format, depth_map=depth_map,
+                    depth_map_format=depth_map_format, sequence=sequence, options=options)
+    click.echo(f"{r['path']}: {r['patches']} patches from {r['frames']} pictures, "
+               f"QP {r['nominal_qp']}, depth={r['has_depth']}, {r['bytes']} bytes, "
+               f"{r['seconds']:.1f} s")
+
+
+@main.group("dataset")
+def dataset_group() -> None:
+    """Inspect HDF5 shard datasets."""
+
+
+@dataset_group.command("info")
+@click.argument("path", nargs=-1, required=True, type=click.Path())
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+def dataset_info_cmd(path, as_json) -> None:
+    """Patches per QP and per sequence, has_depth, bytes and compression of shards."""
+    import json
+
+    from codecnn.datasets.info import dataset_info, format_info
+
+    info = dataset_info(list(path))
+    click.echo(json.dumps(info, indent=2) if as_json else format_info(info))
+# --- end extract ---
+
+
 if __name__ == "__main__":
     main()
 

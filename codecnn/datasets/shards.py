@@ -130,21 +130,23 @@ class ShardDataset:
         # h5py handles must not cross a fork: reopen in each process (DataLoader worker).
         if self._pid != os.getpid():
             self._files, self._pid = {}, os.getpid()
-        f = self._files.get(i)
-        if f is None:
+        datasets = self._files.get(i)
+        if datasets is None:
             f = shard.open_shard(self.paths[i])
-            self._files[i] = f
-        return f
+            # Looking a dataset up by name costs as much as reading a patch: do it once.
+            datasets = {name: f[name] for name in ("rec", "orig", *self.planes) if name in f}
+            datasets["_file"] = f
+            self._files[i] = datasets
+        return datasets
 
     def read_raw(self, index: int) -> dict[str, np.ndarray]:
         """The stored arrays of patch `index`: rec/qp/depth [P, P], orig [C, C] (uint, unscaled)."""
         if not -len(self) <= index < len(self):
             raise IndexError(f"index {index} out of range for {len(self)} patches")
         si, row = int(self._shard[index]), int(self._row[index])
-        f = self._file(si)
-        names = {"rec", "orig"} | set(self.planes)
+        datasets = self._file(si)
         try:
-            return {name: f[name][row] for name in names}
+            return {name: datasets[name][row] for name in ("rec", "orig", *self.planes)}
         except OSError as e:
             raise DataError(f"{self.paths[si]}: cannot read patch {row} ({e})") from None
 
@@ -176,8 +178,8 @@ class ShardDataset:
         }
 
     def close(self) -> None:
-        for f in self._files.values():
-            f.close()
+        for datasets in self._files.values():
+            datasets["_file"].close()
         self._files = {}
 
 

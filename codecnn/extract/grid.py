@@ -87,8 +87,9 @@ class CtuGrid:
         b = self.border if border is None else border
         size = self.ctu_size + 2 * b
         padded = self.pad(plane, b)
-        out = np.empty((len(positions), size, size), dtype or plane.dtype)
-        for i, p in enumerate(positions):
-            # padded is shifted by b, so picture row y-b is padded row y.
-            out[i] = padded[p.y : p.y + size, p.x : p.x + size]
-        return out
+        # padded is shifted by b, so picture row y-b is padded row y: window (y, x) is the patch.
+        windows = np.lib.stride_tricks.sliding_window_view(padded, (size, size))
+        ys = np.array([p.y for p in positions], np.intp)
+        xs = np.array([p.x for p in positions], np.intp)
+        out = windows[ys, xs]  # one gather, a copy [N, size, size]
+        return out if dtype is None else out.astype(dtype, copy=False)

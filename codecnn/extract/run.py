@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from collections import Counter
@@ -293,7 +294,7 @@ def extract_manifests(manifests: list[str | os.PathLike], out_dir: str | os.Path
         names[name] = str(m)
     if jobs <= 1 or len(manifests) == 1:
         return [extract_manifest(m, out, options) for m in manifests]
-    quiet = ExtractOptions(**{**options.__dict__, "progress": False})
+    quiet = dataclasses.replace(options, progress=False)
     with ProcessPoolExecutor(max_workers=jobs) as pool:
         futures = [pool.submit(extract_manifest, m, out, quiet) for m in manifests]
         return [f.result() for f in futures]
