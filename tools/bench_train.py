@@ -98,11 +98,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--models", default="rdn-s,rdn-m")
     ap.add_argument("--configs", default=None,
-                    help=f"comma list of {', '.join(CONFIGS)} (default: CPU eager-fp32,cl-bf16;"
-                         " CUDA all)")
+                    help=f"comma list of {', '.join(CONFIGS)} (default: CPU all but "
+                         "compile, CUDA all)")
     ap.add_argument("--batch-size", type=int, default=None, help="default: CPU 2, CUDA 64")
     ap.add_argument("--warmup", type=int, default=None, help="default: CPU 1, CUDA 10")
-    ap.add_argument("--steps", type=int, default=None, help="timed steps (CPU 2, CUDA 30)")
+    ap.add_argument("--steps", type=int, default=None, help="timed steps (CPU 3, CUDA 30)")
     ap.add_argument("--data", default=None, help="shards for the loader rate (default: make "
                                                  "small VVC-coded shards in a temp dir)")
     ap.add_argument("--workers", type=int, default=2)
@@ -118,10 +118,10 @@ def main(argv: list[str] | None = None) -> None:
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
     configs = (args.configs or ("eager-fp32,cl-fp32,cl-bf16,compile-cl-bf16" if cuda
-                                else "eager-fp32,cl-bf16")).split(",")
+                                else "eager-fp32,cl-fp32,cl-bf16")).split(",")
     batch = args.batch_size or (64 if cuda else 2)
     warmup = args.warmup if args.warmup is not None else (10 if cuda else 1)
-    steps = args.steps or (30 if cuda else 2)
+    steps = args.steps or (30 if cuda else 3)
 
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(args.data) if args.data else None

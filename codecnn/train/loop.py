@@ -239,6 +239,7 @@ def _setup(config: TrainConfig) -> tuple[int, int, torch.device]:
     if want == "cuda":
         device = torch.device("cuda", local if world > 1 else 0)
         torch.cuda.set_device(device)
+        torch.backends.cudnn.benchmark = True  # fixed 132×132 patches: pick the fastest conv
     else:
         device = torch.device(want)
     if world > 1:
