@@ -291,6 +291,8 @@ def train_rdn(config: TrainConfig, run_dir: str | os.PathLike, *, resume: bool =
     if until is not None and not 0 < until <= config.steps:
         raise CodecnnError(f"--until {until} must be in 1..--steps ({config.steps})")
     stop_at = until or config.steps
+    if world > 1:  # every rank has checked RUN before rank 0 starts writing into it
+        torch.distributed.barrier()
 
     train_ds, val_ds, identity, note = make_datasets(config)
     torch.manual_seed(config.seed)
