@@ -342,6 +342,7 @@ def train_rdn(config: TrainConfig, run_dir: str | os.PathLike, *, resume: bool =
                   "model_config": model_config, "preset": config.preset,
                   "resolved": {"amp_bf16": amp, "channels_last": channels_last,
                                "warmup_steps": config.warmup_steps, "device": str(device),
+                               "workers": config.loader_workers(device.type == "cuda"),
                                "world_size": world,
                                "global_batch": config.batch_size * world},
                   "data": identity, "val_note": note, "command": command or sys.argv,
@@ -358,13 +359,14 @@ def train_rdn(config: TrainConfig, run_dir: str | os.PathLike, *, resume: bool =
         say(f"train: {note}")
 
     pin = device.type == "cuda"
+    workers = config.loader_workers(pin)
     loader = torch.utils.data.DataLoader(
-        train_ds, batch_size=config.batch_size, num_workers=config.workers, pin_memory=pin,
+        train_ds, batch_size=config.batch_size, num_workers=workers, pin_memory=pin,
         sampler=_StreamSampler(n=len(train_ds), batch=config.batch_size, seed=config.seed,
                                rank=rank, world=world, start_step=step),
-        persistent_workers=config.workers > 0, drop_last=True)
+        persistent_workers=workers > 0, drop_last=True)
     val_loader = torch.utils.data.DataLoader(
-        val_ds, batch_size=config.batch_size, num_workers=min(config.workers, 1),
+        val_ds, batch_size=config.batch_size, num_workers=min(workers, 1),
         pin_memory=pin, shuffle=False)
     border, peak = train_ds.border, train_ds.peak
 
