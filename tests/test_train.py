@@ -80,6 +80,7 @@ def test_summary_cli_json_and_table():
     table = run_cli("summary", "rdn-ds", "--size", "36", check=True).stdout
     assert "kMAC/pixel" in table and "parameters" in table
     assert_one_line_error(run_cli("summary", "rdn-xl"), "unknown model or preset 'rdn-xl'")
+    assert_one_line_error(run_cli("summary", "rdn-ds", "--size", "35"), "35x35 does not fit")
 
 
 def test_schedule_warmup_then_cosine():

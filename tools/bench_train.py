@@ -98,8 +98,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--models", default="rdn-s,rdn-m")
     ap.add_argument("--configs", default=None,
-                    help=f"comma list of {', '.join(CONFIGS)} (default: CPU all but "
-                         "compile, CUDA all)")
+                    help=f"comma list of {', '.join(CONFIGS)} (default: all)")
     ap.add_argument("--batch-size", type=int, default=None, help="default: CPU 2, CUDA 64")
     ap.add_argument("--warmup", type=int, default=None, help="default: CPU 1, CUDA 10")
     ap.add_argument("--steps", type=int, default=None, help="timed steps (CPU 3, CUDA 30)")
@@ -117,8 +116,7 @@ def main(argv: list[str] | None = None) -> None:
         torch.backends.cudnn.benchmark = True
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
-    configs = (args.configs or ("eager-fp32,cl-fp32,cl-bf16,compile-cl-bf16" if cuda
-                                else "eager-fp32,cl-fp32,cl-bf16")).split(",")
+    configs = (args.configs or ",".join(CONFIGS)).split(",")
     batch = args.batch_size or (64 if cuda else 2)
     warmup = args.warmup if args.warmup is not None else (10 if cuda else 1)
     steps = args.steps or (30 if cuda else 3)
