@@ -110,10 +110,6 @@ def dataset_info_cmd(path, as_json) -> None:
 # --- end extract ---
 
 
-if __name__ == "__main__":
-    main()
-
-
 # --- train ---
 # `codecnn summary` and `codecnn train`: thin wrappers over codecnn.models / codecnn.train.
 
@@ -221,3 +217,8 @@ def train_cmd(model: str, data, val, preset, planes, features, blocks, layers, g
         qp = "mean" if row["nominal_qp"] == "all" else f"QP {row['nominal_qp']}"
         click.echo(f"  {qp:>5}: PSNR-Y gain {row['gain_db']:+.4f} dB "
                    f"(rec {row['psnr_rec']:.3f} dB, {row['frames']} frames)")
+# --- end train ---
+
+
+if __name__ == "__main__":
+    main()
