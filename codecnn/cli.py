@@ -446,7 +446,7 @@ def summary_cmd(model: str, planes: str, size: int, train_batch: int, infer_batc
 @click.option("--amp", type=click.Choice(["auto", "bf16", "off"]), default=None)
 @click.option("--channels-last/--no-channels-last", default=None)
 @click.option("--compile/--no-compile", "compile_", default=None, help="torch.compile.")
-@click.option("--workers", type=int, default=None, help="DataLoader workers.")
+@click.option("--workers", type=int, default=None, help="DataLoader workers (default 2, GPU 8).")
 @click.option("--device", default=None, help="auto (default), cpu, cuda.")
 @click.option("-o", "--output", default=None, help="Run directory RUN.")
 @click.option("--resume", default=None, help="Continue the run in this directory.")
@@ -497,6 +497,9 @@ def train_cmd(model: str, data, val, preset, planes, features, blocks, layers, g
         qp = "mean" if row["nominal_qp"] == "all" else f"QP {row['nominal_qp']}"
         click.echo(f"  {qp:>5}: PSNR-Y gain {row['gain_db']:+.4f} dB "
                    f"(rec {row['psnr_rec']:.3f} dB, {row['frames']} frames)")
+
+# --- end train ---
+
 
 if __name__ == "__main__":
     main()

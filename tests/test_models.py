@@ -35,12 +35,16 @@ def test_fully_convolutional_any_size():
 
 @pytest.mark.parametrize("preset", sorted(PRESETS))
 def test_zero_tail_leaves_reconstruction_unchanged(preset):
-    """With the output convolution zeroed the residual is exactly 0: rec + 0 == rec. With the
-    tail restored, the residual is not zero (the residual path is real, not a constant)."""
+    """The output convolution starts at zero (the filter starts as the identity), and with it
+    zeroed the reconstruction comes back unchanged; with a random tail the residual is not
+    zero (the residual path is real, not a constant)."""
+    torch.manual_seed(0)
     model = build_model(preset, planes=("rec", "qp"))
     x = torch.rand(2, 2, 132, 132)
     rec = x[:, :1, 2:-2, 2:-2]
     with torch.no_grad():
+        assert torch.equal(rec + model(x), rec)
+        model.tail.reset_parameters()
         assert model(x).abs().max() > 0
         model.tail.weight.zero_()
         model.tail.bias.zero_()
@@ -75,6 +79,10 @@ def test_load_model_roundtrip_and_truncated(tmp_path):
     assert loaded.config == model.config and meta["step"] == 7
     x = torch.rand(1, 1, 20, 20)
     with torch.no_grad():
+        model.tail.reset_parameters()  # a non-trivial output to compare
+        torch.save({**ckpt, "model_state": model.state_dict()}, path)
+        loaded, _ = load_model(path)
+        assert loaded(x).abs().max() > 0
         assert torch.equal(loaded(x), model.eval()(x))
     data = path.read_bytes()
     (tmp_path / "cut.pt").write_bytes(data[: len(data) // 2])

@@ -116,12 +116,18 @@ def summarize(model: nn.Module, height: int = 132, width: int = 132,
     (width − 2·border), 128×128 for the shards' 132×132 patches.
     """
     cfg = model.config
+    out_h, out_w = height - 2 * cfg.border, width - 2 * cfg.border
+    if out_h < 1 or out_w < 1 or (cfg.updown and (out_h % 2 or out_w % 2)):
+        from codecnn.errors import CodecnnError
+
+        need = ", even output needed for updown" if cfg.updown else ""
+        raise CodecnnError(f"input {height}x{width} does not fit the model "
+                           f"(border {cfg.border}{need})")
     was_training = model.training
     model.eval()
     x = torch.rand(1, cfg.in_channels, height, width)
     try:
         rows = count_macs(model, x)
-        out_h, out_w = height - 2 * cfg.border, width - 2 * cfg.border
         out_px = out_h * out_w
         macs = sum(r["macs"] for r in rows)
         model.train()

@@ -19,6 +19,7 @@ as in the research notes this project grew from (DESIGN.md, "The network"):
 
 Inside the body convolutions are zero-padded ("same"), so the network is fully
 convolutional: any H, W works (with down/up-sampling, H-2b and W-2b must be even).
+The tail starts at zero, so a fresh network is the identity filter (residual 0).
 """
 
 from __future__ import annotations
@@ -126,6 +127,11 @@ class RDN(nn.Module):
         )
         self.up = nn.Conv2d(f, 4 * f, 3, padding=1) if config.updown else None
         self.tail = nn.Conv2d(f, 1, 3, padding=1)
+        # The filter starts as the identity (residual 0): an untrained or barely trained
+        # network does not damage the picture, and early steps learn a correction of rec
+        # instead of first unlearning a random one.
+        nn.init.zeros_(self.tail.weight)
+        nn.init.zeros_(self.tail.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         s = self.head(x)

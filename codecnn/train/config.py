@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,7 +38,7 @@ class TrainConfig:
     amp: str = "auto"  # auto: bf16 on GPU, off on CPU
     channels_last: bool | None = None  # None: on for GPU
     compile: bool = False
-    workers: int = 2
+    workers: int = -1  # -1: 2 on CPU, min(8, cores - 2) on GPU (h5py reads + decompression)
     full_ctus_only: bool = False  # train on whole CTUs only (validation always uses all)
     device: str = "auto"
 
@@ -51,6 +52,11 @@ class TrainConfig:
             raise ValueError(f"amp must be one of {AMP_MODES}, got {self.amp!r}")
         if self.lr <= 0:
             raise ValueError("lr must be > 0")
+
+    def loader_workers(self, cuda: bool) -> int:
+        if self.workers >= 0:
+            return self.workers
+        return max(1, min(8, (os.cpu_count() or 2) - 2)) if cuda else 2
 
     @property
     def warmup_steps(self) -> int:

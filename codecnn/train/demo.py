@@ -11,15 +11,16 @@ from codecnn.train.loop import train_rdn
 
 
 def run_train_stage(shard_dir: str | os.PathLike, out_dir: str | os.PathLike,
-                    steps: int = 150, preset: str = "rdn-s", batch_size: int = 8,
+                    steps: int = 100, preset: str = "rdn-s", batch_size: int = 8,
                     seed: int = 0, val_every: int | None = None,
                     model_overrides: dict[str, Any] | None = None,
                     overwrite: bool = True) -> dict[str, Any]:
     """Train `preset` for `steps` on the shards in `shard_dir`, writing the run to `out_dir`.
 
-    The default (rdn-s reduced to 16 maps, 2 RDBs × 4 layers, g=8, batch 8, 150 steps) takes
-    about 2 minutes on 2 CPU cores. Prints and returns the validation PSNR-Y gain per QP it
-    reached, however small (a few hundred steps are far from the days a real model trains).
+    The default (rdn-s reduced to 16 maps, 2 RDBs × 4 layers, g=8, batch 8, 100 steps, about
+    5-8 patches/s) takes 2-3 minutes on 2 busy CPU cores. Prints and returns the validation
+    PSNR-Y gain per QP it reached, however small (a hundred steps are far from the days a real
+    model trains).
     Returns train_rdn's summary plus "checkpoint" (best.pt, or last.pt if there is none).
     """
     if model_overrides is None:

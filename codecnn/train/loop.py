@@ -239,6 +239,7 @@ def _setup(config: TrainConfig) -> tuple[int, int, torch.device]:
     if want == "cuda":
         device = torch.device("cuda", local if world > 1 else 0)
         torch.cuda.set_device(device)
+        torch.backends.cudnn.benchmark = True  # fixed 132×132 patches: pick the fastest conv
     else:
         device = torch.device(want)
     if world > 1:
@@ -290,6 +291,8 @@ def train_rdn(config: TrainConfig, run_dir: str | os.PathLike, *, resume: bool =
     if until is not None and not 0 < until <= config.steps:
         raise CodecnnError(f"--until {until} must be in 1..--steps ({config.steps})")
     stop_at = until or config.steps
+    if world > 1:  # every rank has checked RUN before rank 0 starts writing into it
+        torch.distributed.barrier()
 
     train_ds, val_ds, identity, note = make_datasets(config)
     torch.manual_seed(config.seed)
@@ -339,6 +342,7 @@ def train_rdn(config: TrainConfig, run_dir: str | os.PathLike, *, resume: bool =
                   "model_config": model_config, "preset": config.preset,
                   "resolved": {"amp_bf16": amp, "channels_last": channels_last,
                                "warmup_steps": config.warmup_steps, "device": str(device),
+                               "workers": config.loader_workers(device.type == "cuda"),
                                "world_size": world,
                                "global_batch": config.batch_size * world},
                   "data": identity, "val_note": note, "command": command or sys.argv,
@@ -355,13 +359,14 @@ def train_rdn(config: TrainConfig, run_dir: str | os.PathLike, *, resume: bool =
         say(f"train: {note}")
 
     pin = device.type == "cuda"
+    workers = config.loader_workers(pin)
     loader = torch.utils.data.DataLoader(
-        train_ds, batch_size=config.batch_size, num_workers=config.workers, pin_memory=pin,
+        train_ds, batch_size=config.batch_size, num_workers=workers, pin_memory=pin,
         sampler=_StreamSampler(n=len(train_ds), batch=config.batch_size, seed=config.seed,
                                rank=rank, world=world, start_step=step),
-        persistent_workers=config.workers > 0, drop_last=True)
+        persistent_workers=workers > 0, drop_last=True)
     val_loader = torch.utils.data.DataLoader(
-        val_ds, batch_size=config.batch_size, num_workers=min(config.workers, 1),
+        val_ds, batch_size=config.batch_size, num_workers=min(workers, 1),
         pin_memory=pin, shuffle=False)
     border, peak = train_ds.border, train_ds.peak
 
