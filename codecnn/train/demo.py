@@ -14,7 +14,7 @@ def run_train_stage(shard_dir: str | os.PathLike, out_dir: str | os.PathLike,
                     steps: int = 100, preset: str = "rdn-s", batch_size: int = 8,
                     seed: int = 0, val_every: int | None = None,
                     model_overrides: dict[str, Any] | None = None,
-                    overwrite: bool = True) -> dict[str, Any]:
+                    overwrite: bool = True, device: str = "cpu") -> dict[str, Any]:
     """Train `preset` for `steps` on the shards in `shard_dir`, writing the run to `out_dir`.
 
     The default (rdn-s reduced to 16 maps, 2 RDBs × 4 layers, g=8, batch 8, 100 steps, about
@@ -28,7 +28,7 @@ def run_train_stage(shard_dir: str | os.PathLike, out_dir: str | os.PathLike,
     config = TrainConfig(data=(str(shard_dir),), preset=preset, model_overrides=model_overrides,
                          steps=steps, batch_size=batch_size, seed=seed, lr=1e-3,
                          warmup=max(1, steps // 10), val_every=val_every or steps,
-                         log_every=max(1, steps // 30), workers=0, device="cpu")
+                         log_every=max(1, steps // 30), workers=0, device=device)
     summary = train_rdn(config, out_dir, overwrite=overwrite,
                         command=["run_train_stage", str(shard_dir), str(out_dir)])
     best = Path(out_dir) / "best.pt"
