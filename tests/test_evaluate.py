@@ -77,8 +77,11 @@ def coded(tmp_path_factory) -> list[Path]:
 
 
 def tiny_rdn(planes=("rec", "qp"), seed: int = 0):
+    """A tiny RDN with a random (not zero-initialised) tail, so it really changes pictures."""
     torch.manual_seed(seed)
-    return build_model("rdn", planes=planes, features=4, blocks=1, layers=1, growth=4)
+    model = build_model("rdn", planes=planes, features=4, blocks=1, layers=1, growth=4)
+    torch.nn.init.normal_(model.tail.weight, std=0.05)
+    return model
 
 
 def save_checkpoint(model, path: Path) -> Path:
