@@ -23,6 +23,10 @@ test: venv
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q
 
+# Every benchmark with its default (CPU) settings; BENCHMARKS.md records the results.
+bench: venv
+	for b in codec extract train infer satd hevc_maps; do $(PY) tools/bench_$$b.py || exit 1; done
+
 lint: venv
 	$(VENV)/bin/ruff check .
 
