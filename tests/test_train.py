@@ -11,6 +11,7 @@ import h5py
 import numpy as np
 import pytest
 import torch
+from conftest import REPO, assert_one_line_error, run_cli
 
 from codecnn.errors import CodecnnError
 from codecnn.models import build_model, load_model
@@ -19,7 +20,6 @@ from codecnn.train import NonFiniteLoss, TrainConfig, evaluate, load_run_config,
 from codecnn.train.checkpoint import save_checkpoint
 from codecnn.train.logs import read_csv
 from codecnn.train.schedule import warmup_cosine
-from tests.conftest import REPO, assert_one_line_error, run_cli
 from tests.train_data import make_shards
 
 TINY = {"features": 8, "blocks": 1, "layers": 2, "growth": 4}

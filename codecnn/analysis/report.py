@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from pathlib import Path
 from typing import Any
 
-
-def _tmp(path: Path) -> Path:
-    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+from codecnn.io.atomic import save_figure_atomic, write_json_atomic
 
 
 def _clean(value: Any) -> Any:
@@ -34,29 +31,14 @@ def write_json(path: str | os.PathLike, obj: Any) -> Path:
     """Write obj as indented JSON, atomically (temporary name, then rename)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp(path)
-    try:
-        tmp.write_text(json.dumps(_clean(obj), indent=2) + "\n")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return write_json_atomic(path, _clean(obj))
 
 
 def save_figure(fig, path: str | os.PathLike) -> Path:
     """Save a matplotlib figure as PNG atomically and close it."""
-    import matplotlib.pyplot as plt
-
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp(path)
-    try:
-        fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
-        os.replace(tmp, path)
-    finally:
-        plt.close(fig)
-        tmp.unlink(missing_ok=True)
-    return path
+    return save_figure_atomic(fig, path, dpi=120, bbox_inches="tight")
 
 
 def pyplot():

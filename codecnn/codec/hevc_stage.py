@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from codecnn.codec.stage import DEMO_QPS, DEMO_SOURCES, run_encode_stage, write_text_atomic
+from codecnn.codec.stage import DEMO_QPS, DEMO_SOURCES, run_encode_stage
+from codecnn.io.atomic import save_figure_atomic, write_text_atomic
 
 
 def depth_rows(manifests: list[Path]) -> list[dict[str, Any]]:
@@ -59,11 +60,7 @@ def plot_depth(rows: list[dict[str, Any]], path: Path) -> Path:
     ax.grid(True, alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.png")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    os.replace(tmp, path)
-    return path
+    return save_figure_atomic(fig, path, dpi=100)
 
 
 def run_hevc_encode_stage(out_dir: str | os.PathLike, frames: int = 8, qps=DEMO_QPS,

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from codecnn.errors import DataError
+from codecnn.io.atomic import write_json_atomic
 
 MANIFEST_VERSION = 1
 
@@ -96,10 +97,7 @@ def save_manifest(seq: CodedSequence, path: str | os.PathLike) -> Path:
     data = asdict(seq)
     for key in _PATH_FIELDS:
         data[key] = _relative(data[key], path.parent)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, path)
-    return path
+    return write_json_atomic(path, data)
 
 
 def load_manifest(path: str | os.PathLike, check_files: bool = True) -> CodedSequence:

@@ -11,6 +11,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from codecnn.io.atomic import save_figure_atomic, write_text_atomic
+
 DEMO_QPS = (22, 27, 32, 37)
 # (sample, scale or None, name of the coded source)
 DEMO_SOURCES = (("carphone_pristine", None, "carphone"), ("bikes", (320, 136), "bikes320"))
@@ -34,18 +36,7 @@ def plot_rd(rows, path: Path, title: str = "") -> Path:
     ax.grid(True, alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.png")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    os.replace(tmp, path)
-    return path
-
-
-def write_text_atomic(path: Path, text: str) -> Path:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text + "\n")
-    os.replace(tmp, path)
-    return path
+    return save_figure_atomic(fig, path, dpi=100)
 
 
 def run_encode_stage(out_dir: str | os.PathLike, frames: int = 8, qps=DEMO_QPS,

@@ -60,7 +60,7 @@ def filter_yuv(checkpoint: str | Path, yuv: str | Path, out: str | Path,
     t0 = time.perf_counter()
     with YuvWriter(out, reader.format) as writer:
         for k in tqdm(range(len(reader)), desc=f"filter {Path(yuv).name}", unit="frame",
-                      file=sys.stderr, disable=not progress):
+                      file=sys.stderr, disable=None if progress else True):
             planes = reader.planes(k)
             y = tf.filter(np.asarray(planes[0]), qp, where=str(yuv))
             writer.write((y, *planes[1:]))

@@ -85,7 +85,7 @@ def evaluate_sequence(tf: TiledFilter, seq: CodedSequence, switch: str | None,
     ctus_on = ctus_total = 0
     gain_map = None
     bar = tqdm(range(seq.frames), desc=f"{seq.source} qp{seq.qp}", unit="frame",
-               file=sys.stderr, disable=not progress, leave=False)
+               file=sys.stderr, disable=None if progress else True, leave=False)
     for k in bar:
         o, r = np.asarray(orig.luma(k)), np.asarray(rec.luma(k))
         qp = qp_map.frame(k) if qp_map is not None else picture_qp(seq, k)

@@ -58,7 +58,7 @@ def evaluate_shards(model, paths: list[Path], device: str = "cpu", batch: int = 
             meta = f[META][:]
             n = len(meta)
             bar = tqdm(range(0, n, batch), desc=Path(path).name, unit="batch", file=sys.stderr,
-                       disable=not progress, leave=False)
+                       disable=None if progress else True, leave=False)
             for s in bar:
                 e = min(n, s + batch)
                 stack = [f[_DATASET[p]][s:e] for p in planes]

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import csv
 import math
-import os
 from pathlib import Path
 from typing import Any
+
+from codecnn.io.atomic import atomic_output, save_figure_atomic
 
 TRAIN_FIELDS = ("step", "lr", "loss", "patches_per_s", "elapsed_s")
 VAL_FIELDS = ("step", "nominal_qp", "psnr_rec", "psnr_filtered", "gain_db", "frames")
@@ -60,12 +61,10 @@ def read_csv(path: Path) -> list[dict[str, str]]:
 
 
 def _write_csv(path: Path, fields, rows) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", newline="") as f:
+    with atomic_output(path) as tmp, open(tmp, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=fields)
         w.writeheader()
         w.writerows(rows)
-    os.replace(tmp, path)
 
 
 def _append(path: Path, fields, row) -> None:
@@ -104,9 +103,4 @@ def plot_curves(run_dir: Path) -> Path:
     if qps:
         ax2.legend()
     fig.tight_layout()
-    out = run_dir / "curves.png"
-    tmp = run_dir / f".curves.{os.getpid()}.tmp.png"
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    os.replace(tmp, out)
-    return out
+    return save_figure_atomic(fig, run_dir / "curves.png", dpi=100)

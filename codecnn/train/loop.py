@@ -32,6 +32,7 @@ import torch
 from codecnn import __version__
 from codecnn.errors import CodecnnError, DataError
 from codecnn.io import shard
+from codecnn.io.atomic import write_json_atomic
 from codecnn.models import build_model, config_to_dict, read_checkpoint, resolve_preset
 from codecnn.train.checkpoint import save_checkpoint, set_rng_state
 from codecnn.train.config import TrainConfig
@@ -251,9 +252,7 @@ def _setup(config: TrainConfig) -> tuple[int, int, torch.device]:
 
 
 def _write_json(path: Path, obj: Any) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=str) + "\n")
-    os.replace(tmp, path)
+    write_json_atomic(path, obj, default=str)
 
 
 def load_run_config(run_dir: str | os.PathLike) -> TrainConfig:
@@ -398,8 +397,8 @@ def train_rdn(config: TrainConfig, run_dir: str | os.PathLike, *, resume: bool =
     t_start = time.perf_counter()
     t_log, n_log, loss_sum = time.perf_counter(), 0, torch.zeros((), device=device)
     start_step = step
-    bar = tqdm(total=stop_at, initial=step, disable=not (writer and progress), file=sys.stderr,
-               desc="train", unit="step", dynamic_ncols=True)
+    bar = tqdm(total=stop_at, initial=step, desc="train", unit="step", dynamic_ncols=True,
+               disable=None if (writer and progress) else True, file=sys.stderr)
     flag = torch.zeros(1, device=device)
     train_model.train()
     try:
