@@ -52,6 +52,19 @@ class DecodedPicture:
     num_slices: int = 1
 
 
+
+def poc_msb(lsb: int, prev_lsb: int, prev_msb: int, max_lsb: int) -> int:
+    """PicOrderCntMsb from the previous TemporalId-0 picture (H.266/H.265 clause 8.3.1).
+
+    The same wrap-around rule in both standards: a jump of at least half the LSB range
+    means the LSB counter wrapped.
+    """
+    if lsb < prev_lsb and prev_lsb - lsb >= max_lsb // 2:
+        return prev_msb + max_lsb
+    if lsb > prev_lsb and lsb - prev_lsb > max_lsb // 2:
+        return prev_msb - max_lsb
+    return prev_msb
+
 def _sections(text: str) -> list[tuple[str, dict[str, int]]]:
     """Split trace_headers output into (title, {element: value}) per syntax structure.
 
@@ -136,13 +149,7 @@ def parse_trace(text: str) -> list[DecodedPicture]:
                 if ph.get("ph_poc_msb_cycle_present_flag", 0):
                     msb = ph.get("ph_poc_msb_cycle_val", 0) * max_lsb
             else:
-                prev_lsb, prev_msb = prev_tid0
-                if lsb < prev_lsb and prev_lsb - lsb >= max_lsb // 2:
-                    msb = prev_msb + max_lsb
-                elif lsb > prev_lsb and lsb - prev_lsb > max_lsb // 2:
-                    msb = prev_msb - max_lsb
-                else:
-                    msb = prev_msb
+                msb = poc_msb(lsb, *prev_tid0, max_lsb)
             first_after_eos = False
             if tid == 0 and nut not in (_RADL, _RASL):
                 prev_tid0 = (lsb, msb)

@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from codecnn.codec import libde265
+from codecnn.codec.headers import poc_msb
 from codecnn.codec.manifest import PictureInfo
 from codecnn.errors import CodecError
 
@@ -182,13 +183,7 @@ def parse_hevc_trace(text: str, name: str = "bitstream") -> tuple[HevcSps, list[
                 base = top + 1
             else:
                 prev_lsb = prev_tid0_poc % max_lsb
-                prev_msb = prev_tid0_poc - prev_lsb
-                if lsb < prev_lsb and prev_lsb - lsb >= max_lsb // 2:
-                    msb = prev_msb + max_lsb
-                elif lsb > prev_lsb and lsb - prev_lsb > max_lsb // 2:
-                    msb = prev_msb - max_lsb
-                else:
-                    msb = prev_msb
+                msb = poc_msb(lsb, prev_lsb, prev_tid0_poc - prev_lsb, max_lsb)
             poc = msb + lsb
             sub_layer_non_ref = nal <= 14 and nal % 2 == 0
             if tid == 0 and not (6 <= nal <= 9) and not sub_layer_non_ref:

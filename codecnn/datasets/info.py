@@ -39,12 +39,7 @@ def dataset_info(paths: str | os.PathLike | list) -> dict[str, Any]:
     for p in files:
         with shard.open_shard(p) as f:
             attrs = shard.read_attrs(f)
-            try:
-                meta = f[shard.META][()]
-            except OSError as e:
-                from codecnn.errors import DataError
-
-                raise DataError(f"{p}: cannot read meta ({e})") from None
+            meta = shard.read_meta(f, p)
             qps, counts = np.unique(meta["nominal_qp"], return_counts=True)
             per_qp.update({int(q): int(n) for q, n in zip(qps, counts, strict=True)})
             names, counts = np.unique(meta["sequence"], return_counts=True)

@@ -60,10 +60,7 @@ class ShardDataset:
         for p in self.paths:
             with shard.open_shard(p) as f:
                 attrs = shard.read_attrs(f)
-                try:
-                    meta = f[shard.META][()]
-                except OSError as e:
-                    raise DataError(f"{p}: cannot read meta ({e})") from None
+                meta = shard.read_meta(f, p)
                 infos.append((p, attrs, meta, shard.DEPTH in f))
         first = infos[0]
         for key in ("bit_depth", "ctu_size", "border"):

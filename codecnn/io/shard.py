@@ -115,6 +115,14 @@ def open_shard(path: str | os.PathLike):
     return f
 
 
+def read_meta(f, path: str | os.PathLike) -> np.ndarray:
+    """The whole meta table of an open shard; DataError naming the file if it is unreadable."""
+    try:
+        return f[META][()]
+    except OSError as e:
+        raise DataError(f"{path}: cannot read meta ({e})") from None
+
+
 def read_attrs(f) -> dict[str, Any]:
     """A shard's attributes as plain Python values (JSON attributes decoded)."""
     out: dict[str, Any] = {}
