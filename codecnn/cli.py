@@ -85,7 +85,7 @@ def _qps(first: tuple[str, ...], rest: tuple[str, ...]) -> list[int]:
 @click.option("--ffmpeg", default=None, help="FFmpeg binary (else $CODECNN_FFMPEG, "
               "else imageio-ffmpeg's)")
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs")
-@click.option("-o", "--out", "out_dir", required=True, help="Output directory")
+@click.option("-o", "--out", "--output", "out_dir", required=True, help="Output directory")
 def encode(input, more_qps, qp, config, frames, preset, codec, size, bit_depth, chroma, fps,
            crop, scale, name, intra_period, jobs, ffmpeg, overwrite, out_dir):
     """Encode INPUT (video, image or raw .yuv) at fixed QPs; decode; write manifests.
@@ -109,7 +109,7 @@ def encode(input, more_qps, qp, config, frames, preset, codec, size, bit_depth, 
 @main.command()
 @click.option("--export", "export", default=None, metavar="NAME",
               help="Write sample NAME as raw YUV")
-@click.option("-o", "--out", "out_dir", default=".", show_default=True,
+@click.option("-o", "--out", "--output", "out_dir", default=".", show_default=True,
               help="Directory for --export")
 @click.option("--frames", type=int, default=None, help="At most this many frames")
 @click.option("--bit-depth", type=int, default=10, show_default=True, help="8 or 10")
@@ -132,7 +132,7 @@ def samples(export, out_dir, frames, bit_depth, ffmpeg, overwrite):
 
 
 @main.command()
-@click.option("-o", "--out", "out_dir", default="demo_out", show_default=True,
+@click.option("-o", "--out", "--output", "out_dir", default="demo_out", show_default=True,
               help="Output directory")
 @click.option("--codec", type=click.Choice(["vvc", "hevc"]), default="vvc", show_default=True,
               help="vvc (VVenC) or hevc (x265, with real CU depth from libde265)")
@@ -165,7 +165,7 @@ def demo(out_dir, codec, device, full, ffmpeg):
 @click.option("--manifest", "manifests", multiple=True, type=click.Path(dir_okay=False),
               help="Coded-sequence manifest(s) from `codecnn encode`; more may follow as args.")
 @click.argument("more_manifests", nargs=-1, type=click.Path(dir_okay=False))
-@click.option("-o", "--output", required=True, type=click.Path(),
+@click.option("-o", "--output", "--out", "output", required=True, type=click.Path(),
               help="OUT.h5 with --yuv; a directory of <sequence>_qp<QP>.h5 with --manifest.")
 @click.option("-j", "--jobs", default=1, type=click.IntRange(1, 64), help="Parallel shards.")
 @click.option("--ctu-size", default=128, type=int, show_default=True)
@@ -254,7 +254,8 @@ def analyze() -> None:
               show_default=True, help="Square block size the metrics are taken over.")
 @click.option("--qp", "qps", callback=_qp_list,
               help="Only shard CTUs of these nominal QPs, e.g. 22,37.")
-@click.option("-o", "--out", "out_dir", type=click.Path(), required=True, help="Output dir.")
+@click.option("-o", "--out", "--output", "out_dir", type=click.Path(), required=True,
+              help="Output dir.")
 def analyze_satd(data, rec, orig, size, bit_depth, frames, block, qps, out_dir) -> None:
     """Rank candidate predictions by Hadamard-SATD, DCT-SATD and SSE; JSON + PNG."""
     from codecnn.analysis.ranking import run_satd_analysis
@@ -273,7 +274,8 @@ def analyze_satd(data, rec, orig, size, bit_depth, frames, block, qps, out_dir) 
               help="Shard file or directory (repeatable).")
 @click.option("--qp", "qps", callback=_qp_list,
               help="Only CTUs of these nominal QPs, e.g. 22,37.")
-@click.option("-o", "--out", "out_dir", type=click.Path(), required=True, help="Output dir.")
+@click.option("-o", "--out", "--output", "out_dir", type=click.Path(), required=True,
+              help="Output dir.")
 def analyze_correlation(data, qps, out_dir) -> None:
     """Pearson/Spearman of CTU residual MSE with slice QP and mean CU depth; JSON + PNG."""
     from codecnn.analysis.correlation import run_correlation
@@ -297,7 +299,8 @@ def analyze_correlation(data, qps, out_dir) -> None:
 @click.option("--iterations", type=click.IntRange(min=0), default=40, show_default=True,
               help="Bayesian optimisation iterations.")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("-o", "--out", "out_dir", type=click.Path(), required=True, help="Output dir.")
+@click.option("-o", "--out", "--output", "out_dir", type=click.Path(), required=True,
+              help="Output dir.")
 def analyze_weights(data, qps, a_bounds, b_bounds, init_points, iterations, seed,
                     out_dir) -> None:
     """Bayesian search of a, b in w = a*QP + b*depth maximising corr(w, MSE); JSON + PNG."""
@@ -328,7 +331,7 @@ def analyze_weights(data, qps, a_bounds, b_bounds, init_points, iterations, seed
 @click.option("--batch", type=click.IntRange(1), default=16, show_default=True,
               help="CTUs per forward pass.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output.")
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+@click.option("-o", "--output", "--out", "output", required=True, type=click.Path(dir_okay=False),
               help="Filtered sequence (same format; chroma copied unchanged).")
 def filter_cmd(checkpoint, yuv, size, bit_depth, qp, device, bf16, batch, overwrite, output):
     """Filter every luma picture of a decoded YUV file, CTU by CTU."""
@@ -349,7 +352,7 @@ def filter_cmd(checkpoint, yuv, size, bit_depth, qp, device, bf16, batch, overwr
               help="Coded-sequence manifest, or a directory of them (repeatable).")
 @click.option("--data", "shards", multiple=True, type=click.Path(),
               help="HDF5 shard or directory of shards (per-QP gain without decoding).")
-@click.option("-o", "--output", required=True, type=click.Path(file_okay=False),
+@click.option("-o", "--output", "--out", "output", required=True, type=click.Path(file_okay=False),
               help="Report directory (report.json, report.md, PNG plots).")
 @click.option("--switch", type=click.Choice(["ctu", "frame"]), default=None,
               help="Also evaluate on/off switching per CTU or picture (1 flag bit each).")
@@ -448,7 +451,7 @@ def summary_cmd(model: str, planes: str, size: int, train_batch: int, infer_batc
 @click.option("--compile/--no-compile", "compile_", default=None, help="torch.compile.")
 @click.option("--workers", type=int, default=None, help="DataLoader workers (default 2, GPU 8).")
 @click.option("--device", default=None, help="auto (default), cpu, cuda.")
-@click.option("-o", "--output", default=None, help="Run directory RUN.")
+@click.option("-o", "--output", "--out", "output", default=None, help="Run directory RUN.")
 @click.option("--resume", default=None, help="Continue the run in this directory.")
 @click.option("--overwrite", is_flag=True, help="Start again in an existing RUN.")
 def train_cmd(model: str, data, val, preset, planes, features, blocks, layers, growth, steps,
