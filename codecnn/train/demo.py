@@ -43,4 +43,10 @@ def run_train_stage(shard_dir: str | os.PathLike, out_dir: str | os.PathLike,
         print(f"  {qp:>5}: PSNR-Y rec {row['psnr_rec']:.3f} dB -> filtered "
               f"{row['psnr_filtered']:.3f} dB, gain {row['gain_db']:+.4f} dB "
               f"({row['frames']} frames)")
+    if best.is_file() and summary["best_metric"] is not None:
+        from codecnn.models import read_checkpoint
+
+        best_step = read_checkpoint(best)["step"]
+        print(f"  best checkpoint (used next): step {best_step}, mean validation gain "
+              f"{summary['best_metric']:+.4f} dB")
     return summary
