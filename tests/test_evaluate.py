@@ -482,3 +482,21 @@ def test_depth_model_reads_raw_depth_map(coded, tmp_path):
     # Without the depth plane the filter output differs, so the map really was used.
     g0 = tf.filter(np.asarray(r.luma(1)), seq.qp, np.zeros_like(full))
     assert not np.array_equal(f, g0)
+
+
+def test_bd_averages_only_sequences_with_four_qps_and_says_which():
+    from codecnn.evaluate.summary import summarise
+
+    rows = []
+    for source, qps, gain in (("A", (22, 27, 32, 37), 0.1), ("B", (22, 37), -0.5)):
+        for qp in qps:
+            rate, psnr = 4000.0 / 2 ** ((qp - 22) / 6), 45.0 - 0.6 * (qp - 22)
+            rows.append({"source": source, "qp": qp, "bitrate_kbps": rate, "psnr_rec": psnr,
+                         "psnr_filt": psnr + gain, "gain": gain})
+    s = summarise(rows, switch=None)
+    assert s["sequences"]["B"]["filtered"]["pchip"]["bd_rate"] is None
+    assert s["overall"]["bd_sequences"] == ["A"] and s["overall"]["bd_excluded"] == ["B"]
+    a = s["sequences"]["A"]["filtered"]
+    assert s["overall"]["bd_rate_pchip"] == pytest.approx(a["pchip"]["bd_rate"])
+    assert s["overall"]["bd_rate_cubic"] == pytest.approx(a["cubic"]["bd_rate"])
+    assert s["overall"]["bd_rate_pchip"] < 0  # a PSNR gain at equal rate saves bits

@@ -194,7 +194,11 @@ def _markdown(report: dict[str, Any], plots: list[str]) -> str:
         lines += ["## Summary", ""]
         lines.append(f"- Mean PSNR-Y gain, always on: **{_fmt(o['gain'], '+.4f')} dB**; "
                      f"BD-rate (PCHIP) **{_fmt(o.get('bd_rate_pchip'), '+.2f')} %**, "
-                     f"BD-PSNR {_fmt(o.get('bd_psnr_pchip'), '+.4f')} dB.")
+                     f"BD-PSNR {_fmt(o.get('bd_psnr_pchip'), '+.4f')} dB "
+                     f"(BD averaged over {len(o.get('bd_sequences', []))} sequence(s)).")
+        if o.get("bd_excluded"):
+            lines.append("- No BD numbers (fewer than 4 QPs or no overlapping range) for: "
+                         + ", ".join(o["bd_excluded"]) + ".")
         if switch:
             lines.append(f"- With {switch} switching: gain **{_fmt(o['switch_gain'], '+.4f')} "
                          f"dB**; BD-rate **{_fmt(o.get('switch_bd_rate_pchip'), '+.2f')} %**, "

@@ -11,7 +11,9 @@ import numpy as np
 
 from codecnn.evaluate.bd import bd_psnr, bd_rate
 
-MIN_POINTS = {"pchip": 2, "cubic": 4}
+# Four rate points as in the JVET common test conditions, for either interpolation: with fewer,
+# a sequence gets no BD numbers (and a note) rather than a number computed differently.
+MIN_POINTS = {"pchip": 4, "cubic": 4}
 
 
 def _bd(points: list[dict], test_rate: str, test_psnr: str, method: str) -> dict[str, Any]:
@@ -84,6 +86,12 @@ def summarise(results: list[dict[str, Any]], switch: str | None,
             row["share_on"] = on / total if total else 0.0
         per_qp.append(row)
     overall: dict[str, Any] = {"gain": _mean([r["gain"] for r in per_qp])}
+    # BD averages run over the sequences that have BD numbers; say which, so averages of
+    # different sequence sets are never presented side by side without a word.
+    with_bd = [name for name, s in sequences.items()
+               if s["filtered"][methods[0]]["bd_rate"] is not None]
+    overall["bd_sequences"] = with_bd
+    overall["bd_excluded"] = sorted(set(sequences) - set(with_bd))
     for m in methods:
         overall[f"bd_rate_{m}"] = _mean([s["filtered"][m]["bd_rate"] for s in sequences.values()])
         overall[f"bd_psnr_{m}"] = _mean([s["filtered"][m]["bd_psnr"] for s in sequences.values()])
