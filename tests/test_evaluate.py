@@ -84,12 +84,13 @@ def tiny_rdn(planes=("rec", "qp"), seed: int = 0):
     return model
 
 
-def save_checkpoint(model, path: Path) -> Path:
+def save_checkpoint(model, path: Path, bit_depth: int = 10) -> Path:
     """A checkpoint in the format codecnn.train writes (plain types + tensors)."""
     torch.save({
         "model_name": "rdn", "model_config": config_to_dict(model.config),
         "model_state": model.state_dict(), "optimizer_state": {}, "scheduler_state": {},
-        "step": 7, "rng": {}, "data": {"shards": ["test"]}, "best_metric": None,
+        "step": 7, "rng": {}, "data": {"shards": ["test"], "bit_depth": bit_depth},
+        "best_metric": None,
         "codecnn_version": "0.1.0",
     }, path)
     return path
@@ -374,6 +375,11 @@ def test_filter_cli_copies_chroma(coded, tmp_path):
     noqp = run_cli("filter", "--model", ckpt, "--yuv", seq.reconstruction, "--size", f"{W}x{H}",
                    "--bit-depth", "10", "-o", tmp_path / "x.yuv")
     assert_one_line_error(noqp, "--qp")
+    eight_bit = save_checkpoint(model, tmp_path / "m8.pt", bit_depth=8)
+    wrong = run_cli("filter", "--model", eight_bit, "--yuv", seq.reconstruction, "--size",
+                    f"{W}x{H}", "--bit-depth", "10", "--qp", "32", "-o", tmp_path / "y.yuv")
+    assert_one_line_error(wrong, "10-bit data", "trained on 8-bit")
+    assert not (tmp_path / "y.yuv").exists()
 
 
 # --------------------------------------------------------------------------- shards

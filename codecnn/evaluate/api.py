@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from codecnn.errors import DataError
-from codecnn.io.shard import shard_paths
+from codecnn.io.shard import open_shard, shard_paths
 from codecnn.io.yuv import YuvWriter, open_yuv
 
 
@@ -41,7 +41,7 @@ def filter_yuv(checkpoint: str | Path, yuv: str | Path, out: str | Path,
     """
     from tqdm import tqdm
 
-    from codecnn.evaluate.model_io import load_filter
+    from codecnn.evaluate.model_io import check_bit_depth, load_filter
     from codecnn.evaluate.tiling import TiledFilter
 
     out = Path(out)
@@ -51,6 +51,7 @@ def filter_yuv(checkpoint: str | Path, yuv: str | Path, out: str | Path,
     reader = open_yuv(yuv, width=w, height=h, bit_depth=bit_depth)
     device = pick_device(device)
     model, info = load_filter(checkpoint, device)
+    check_bit_depth(info, reader.format.bit_depth, str(yuv))
     if "qp" in info["planes"] and qp is None:
         raise DataError(f"{checkpoint}: model uses the qp plane; give --qp (the slice QP)")
     if "depth" in info["planes"]:
@@ -78,7 +79,7 @@ def evaluate_manifests(checkpoint: str | Path, manifests: list[str | Path],
     Returns the report dict (model, results per sequence and QP, summary with per-QP gains,
     per-sequence BD-rate/BD-PSNR and their means, switch mode, out_dir).
     """
-    from codecnn.evaluate.model_io import load_filter
+    from codecnn.evaluate.model_io import check_bit_depth, load_filter
     from codecnn.evaluate.report import write_report
     from codecnn.evaluate.sequences import evaluate_sequence, expand_manifests, load_manifests
     from codecnn.evaluate.summary import summarise
@@ -96,7 +97,9 @@ def evaluate_manifests(checkpoint: str | Path, manifests: list[str | Path],
         raise DataError(f"manifests mix bit depths {sorted(depths)}")
     device = pick_device(device)
     model, info = load_filter(checkpoint, device)
-    tf = TiledFilter(model, depths.pop(), device=device, batch=batch, dtype=dtype)
+    bit_depth = depths.pop()
+    check_bit_depth(info, bit_depth, str(manifests[0]))
+    tf = TiledFilter(model, bit_depth, device=device, batch=batch, dtype=dtype)
     t0 = time.perf_counter()
     results = [evaluate_sequence(tf, s, switch, where=str(m), progress=progress)
                for s, m in zip(seqs, manifests, strict=True)]
@@ -122,7 +125,7 @@ def evaluate_data(checkpoint: str | Path, shards: str | Path | list, out_dir: st
                   overwrite: bool = False, command: list[str] | None = None,
                   progress: bool = True) -> dict[str, Any]:
     """Per-QP gain of a checkpoint on HDF5 shards; writes report.json/.md and the gain plot."""
-    from codecnn.evaluate.model_io import load_filter
+    from codecnn.evaluate.model_io import check_bit_depth, load_filter
     from codecnn.evaluate.report import write_report
     from codecnn.evaluate.shards import evaluate_shards
 
@@ -132,6 +135,9 @@ def evaluate_data(checkpoint: str | Path, shards: str | Path | list, out_dir: st
     paths = shard_paths(shards if isinstance(shards, list) else [shards])
     device = pick_device(device)
     model, info = load_filter(checkpoint, device)
+    for p in paths:
+        with open_shard(p) as f:
+            check_bit_depth(info, int(f.attrs["bit_depth"]), str(p))
     summary = evaluate_shards(model, paths, device=device, batch=batch, dtype=dtype,
                               progress=progress)
     report = {"kind": "shards", "model": info, "shards": [str(p.resolve()) for p in paths],

@@ -35,6 +35,18 @@ def load_filter(path: str | Path, device: str = "cpu"):
     return model.to(device), info
 
 
+def check_bit_depth(info: dict[str, Any], bit_depth: int, where: str) -> None:
+    """Refuse data of another bit depth than the model was trained on.
+
+    The network sees samples normalised by the peak of their own bit depth, so a 10-bit model
+    would run on 8-bit data without any error and report meaningless numbers.
+    """
+    trained = (info.get("data") or {}).get("bit_depth")
+    if trained is not None and int(trained) != int(bit_depth):
+        raise DataError(f"{where}: {bit_depth}-bit data, but the model {info['checkpoint']} "
+                        f"was trained on {trained}-bit data")
+
+
 def _plain(value: Any) -> Any:
     """JSON-friendly copy of checkpoint metadata (tuples → lists, other objects → str)."""
     if isinstance(value, dict):
