@@ -478,8 +478,19 @@ def train_cmd(model: str, data, val, preset, planes, features, blocks, layers, g
         if output and output != resume:
             raise CodecnnError(f"-o {output} and --resume {resume} name different runs")
         run = resume
+        old = load_run_config(resume)
+        # A resume continues the same run: what shapes the patch stream and the optimiser
+        # stays fixed. --steps may grow (the cosine then stretches from here on); the
+        # warm-up keeps the length it was resolved to when the run started.
+        fixed = ("batch_size", "seed", "lr", "weight_decay", "loss", "warmup")
+        changed = [k for k in fixed if k in given and given[k] != getattr(old, k)]
+        if changed:
+            raise CodecnnError(f"{resume}: --resume keeps the run's {', '.join(changed)} "
+                               "(start a new run to change them)")
+        if old.warmup < 0:
+            given["warmup"] = old.warmup_steps
         try:
-            config = dataclasses.replace(load_run_config(resume), **given)
+            config = dataclasses.replace(old, **given)
         except ValueError as e:
             raise CodecnnError(str(e)) from None
     else:

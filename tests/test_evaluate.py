@@ -20,9 +20,9 @@ from conftest import assert_one_line_error, run_cli
 
 from codecnn.codec.manifest import CodedSequence, PictureInfo, load_manifest, save_manifest
 from codecnn.evaluate.bd import bd_psnr, bd_rate
-from codecnn.evaluate.metrics import PSNR_IDENTICAL, psnr
 from codecnn.evaluate.switching import switch_picture
 from codecnn.evaluate.tiling import TiledFilter
+from codecnn.io.metrics import PSNR_IDENTICAL, psnr
 from codecnn.io.yuv import YuvFormat, open_yuv, write_yuv
 from codecnn.models import build_model, config_to_dict
 

@@ -244,6 +244,9 @@ def test_bad_input_one_line_errors(shards, tmp_path):
     train_rdn(tiny_config(shards, steps=2, val_every=2), run, progress=False)
     assert_one_line_error(run_cli("train", "rdn", "--resume", run, "--steps", "4",
                                   "--preset", "rdn-ds"), "was trained with model rdn", "rdn-ds")
+    assert_one_line_error(run_cli("train", "rdn", "--resume", run, "--steps", "4",
+                                  "--batch-size", "7", "--seed", "3"),
+                          "keeps the run's batch_size, seed")
     with pytest.raises(CodecnnError, match="features=8.*features=16"):
         train_rdn(tiny_config(shards, steps=4, model_overrides={**TINY, "features": 16}), run,
                   resume=True, progress=False)

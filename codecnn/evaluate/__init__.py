@@ -7,9 +7,9 @@ Entry points: `filter_yuv`, `evaluate_manifests`, `evaluate_data`, `run_eval_sta
 
 from codecnn.evaluate.api import evaluate_data, evaluate_manifests, filter_yuv, run_eval_stage
 from codecnn.evaluate.bd import bd_psnr, bd_rate
-from codecnn.evaluate.metrics import psnr
 from codecnn.evaluate.switching import switch_picture
 from codecnn.evaluate.tiling import TiledFilter
+from codecnn.io.metrics import psnr
 
 __all__ = ["TiledFilter", "bd_psnr", "bd_rate", "evaluate_data", "evaluate_manifests",
            "filter_yuv", "psnr", "run_eval_stage", "switch_picture"]

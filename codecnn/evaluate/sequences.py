@@ -10,10 +10,10 @@ import numpy as np
 
 from codecnn.codec.manifest import CodedSequence, load_manifest
 from codecnn.errors import DataError
-from codecnn.evaluate.metrics import mse_to_psnr, sse
 from codecnn.evaluate.sideinfo import open_sequence_map, picture_qp
 from codecnn.evaluate.switching import switch_picture
 from codecnn.evaluate.tiling import TiledFilter
+from codecnn.io.metrics import mse_to_psnr, sse
 from codecnn.io.yuv import YuvFormat, open_yuv
 
 

@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 
 from codecnn.errors import DataError
-from codecnn.evaluate.metrics import mse_to_psnr
 from codecnn.evaluate.tiling import PLANE_SCALE
+from codecnn.io.metrics import mse_to_psnr
 from codecnn.io.shard import DEPTH, META, ORIG, QP, REC, decode_name, open_shard, read_attrs
 
 _DATASET = {"rec": REC, "qp": QP, "depth": DEPTH}

@@ -15,6 +15,7 @@ gradients); only rank 0 validates and writes.
 
 from __future__ import annotations
 
+import datetime
 import json
 import math
 import os
@@ -33,6 +34,7 @@ from codecnn import __version__
 from codecnn.errors import CodecnnError, DataError
 from codecnn.io import shard
 from codecnn.io.atomic import write_json_atomic
+from codecnn.io.metrics import mse_to_psnr
 from codecnn.models import build_model, config_to_dict, read_checkpoint, resolve_preset
 from codecnn.train.checkpoint import save_checkpoint, set_rng_state
 from codecnn.train.config import TrainConfig
@@ -159,9 +161,12 @@ def _autocast(device: torch.device, amp: bool):
 
 
 def psnr(sse: float, n: int, peak: float) -> float:
-    """10·log10(peak² / MSE); a perfect frame is capped at 100 dB instead of infinity."""
-    mse = sse / max(n, 1)
-    return 100.0 if mse <= 0 else min(100.0, 10.0 * math.log10(peak * peak / mse))
+    """PSNR-Y of one frame from its SSE over n samples, as codecnn.io.metrics defines it
+    (999.99 dB for a lossless frame, as HM/VTM print it). A non-finite SSE — finite weights
+    whose outputs overflow — stops the run instead of scoring as a huge gain."""
+    if not math.isfinite(sse):
+        raise NonFiniteLoss(f"validation: the filtered samples are not finite (SSE {sse})")
+    return mse_to_psnr(sse / max(n, 1), round(math.log2(peak + 1)))
 
 
 @torch.no_grad()
@@ -176,6 +181,7 @@ def evaluate(model: torch.nn.Module, loader, peak: float, border: int, device: t
     """
     was_training = model.training
     model.eval()
+    rec_plane = getattr(model, "module", model).config.planes.index("rec")
     sse: dict[tuple, list[float]] = defaultdict(lambda: [0.0, 0.0, 0])
     for batch in loader:
         x = batch["input"].to(device, non_blocking=True)
@@ -184,7 +190,8 @@ def evaluate(model: torch.nn.Module, loader, peak: float, border: int, device: t
         with _autocast(device, amp):
             pred = model(x)
         pred = pred.float().cpu().double()
-        rec = torch.round(batch["input"][:, :1, border:-border or None, border:-border or None]
+        rec = torch.round(batch["input"][:, rec_plane:rec_plane + 1,
+                                         border:-border or None, border:-border or None]
                           .double() * peak)
         orig = rec + torch.round(batch["target"].double() * peak)
         filt = torch.clamp(torch.round(rec + pred * peak), 0, peak)
@@ -247,7 +254,10 @@ def _setup(config: TrainConfig) -> tuple[int, int, torch.device]:
         import torch.distributed as dist
 
         if not dist.is_initialized():
-            dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+            # Rank 0 validates alone while the others wait at a barrier: allow a long
+            # validation set more than the 10-minute default before a collective times out.
+            dist.init_process_group("nccl" if device.type == "cuda" else "gloo",
+                                    timeout=datetime.timedelta(hours=2))
     return rank, world, device
 
 
