@@ -68,6 +68,14 @@ def test_parse_names():
     p = parse_yuv_name("foo_176x144_gray.yuv")
     assert (p.width, p.height, p.chroma) == (176, 144, "400")
     assert parse_yuv_name("foo.yuv").width is None
+    # a picture dimension of 400 is not the 4:0:0 chroma format
+    p = parse_yuv_name("coffee_600x400_25fps_10bit_420.yuv")
+    assert (p.width, p.height, p.bit_depth, p.chroma) == (600, 400, 10, "420")
+    p = parse_yuv_name("foo_640x400_8bit.yuv")
+    assert (p.width, p.height, p.bit_depth, p.chroma) == (640, 400, 8, None)
+    p = parse_yuv_name("a_1280x720_yuv420p10le.yuv")
+    assert (p.width, p.height, p.bit_depth, p.chroma) == (1280, 720, 10, "420")
+    assert parse_yuv_name("b_400x240_gray10le.yuv").chroma == "400"
 
 
 def test_unknown_size_is_an_error(tmp_path):

@@ -98,8 +98,10 @@ class YuvFormat:
 
 
 _SIZE_RE = re.compile(r"(?<![0-9])(\d{2,5})x(\d{2,5})(?![0-9])")
-_BITS_RE = re.compile(r"(?<![0-9])(8|10)[-_]?bits?(?![a-z])", re.IGNORECASE)
-_CHROMA_RE = re.compile(r"(?<![0-9])(?:p|yuv)?(420|400)(?![0-9])", re.IGNORECASE)
+_BITS_RE = re.compile(r"(?<![0-9])(8|10)[-_]?bits?(?![a-z])|p(10)le|p(10)(?![0-9])",
+                      re.IGNORECASE)
+# Never next to a digit or an 'x', so a picture dimension (640x400) is not read as 4:0:0.
+_CHROMA_RE = re.compile(r"(?<![0-9x])(?:p|yuv)?(420|400)(?![0-9x])", re.IGNORECASE)
 _FPS_RE = re.compile(r"(?<![0-9])(\d+(?:\.\d+)?)(?:fps|hz)(?![a-z])", re.IGNORECASE)
 
 
@@ -124,8 +126,9 @@ def parse_yuv_name(path: str | os.PathLike) -> ParsedName:
     chroma = None
     if m := _SIZE_RE.search(name):
         width, height = int(m.group(1)), int(m.group(2))
+        name = name[: m.start()] + "_" + name[m.end():]  # the rest says format, not size
     if m := _BITS_RE.search(name):
-        bit_depth = int(m.group(1))
+        bit_depth = int(next(g for g in m.groups() if g))
     if m := _CHROMA_RE.search(name):
         chroma = m.group(1)
     elif re.search(r"(?<![a-z])gray(?![a-z])", name, re.IGNORECASE):
