@@ -324,6 +324,15 @@ def test_manifest_slice_qps_and_depth(tmp_path):
     # A rerun with another grid never mixes grids silently.
     assert_one_line_error(run_cli("extract", "--manifest", m1, "-o", out, "--ctu-size", "64"),
                           str(out / "seqA_qp32.h5"), "--overwrite")
+    # A sequence encoded again makes its shard stale: the rerun redoes it from the new files.
+    make_yuv(tmp_path / "enc/seqA/qp37/rec.yuv", 99, frames=FRAMES)
+    proc = run_cli("extract", "--manifest", m1, m2, "-o", out, check=True)
+    assert proc.stdout.count("skipped") == 1
+    luma0 = YuvReader(tmp_path / "enc/seqA/qp37/rec.yuv", YuvFormat(W, H, 10)).luma(0)
+    redone = read_shard(out / "seqA_qp37.h5")
+    first = redone["meta"][0]
+    assert (first["poc"], first["ctu_x"], first["ctu_y"]) == (0, 0, 0)
+    np.testing.assert_array_equal(redone["rec"][0][2:-2, 2:-2], luma0[:128, :128])
 
 
 def test_run_extract_stage(tmp_path, capsys):
@@ -352,6 +361,11 @@ def test_bad_frame_count_and_size(tmp_path):
     proc = run_cli("extract", "--yuv", rec2, "--orig", orig2, "--qp", "32", "-o",
                    tmp_path / "o.h5")
     assert_one_line_error(proc, str(rec2), "200x136", "176x144")
+    assert not (tmp_path / "o.h5").exists()
+    # No bit depth in flags or name: an error, never a silent 8-bit reading of 10-bit data.
+    proc = run_cli("extract", "--yuv", rec, "--orig", orig, "--size", f"{W}x{H}", "--qp", "32",
+                   "-o", tmp_path / "o.h5")
+    assert_one_line_error(proc, str(rec), "unknown bit depth", "--bit-depth")
     assert not (tmp_path / "o.h5").exists()
 
 

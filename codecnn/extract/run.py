@@ -27,7 +27,7 @@ from codecnn.extract.shard_writer import (
 )
 from codecnn.io.shard import open_shard, read_attrs
 from codecnn.io.sideinfo import ConstantMap, SideMap, open_map, parse_map_format
-from codecnn.io.yuv import YuvReader, resolve_format
+from codecnn.io.yuv import YuvReader, parse_yuv_name, resolve_format
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,15 @@ def _file_info(path: str | os.PathLike | None) -> dict[str, Any] | None:
     if path is None:
         return None
     p = Path(path)
-    return {"path": str(p.resolve()), "bytes": p.stat().st_size}
+    st = p.stat()
+    return {"path": str(p.resolve()), "bytes": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def _same_inputs(stored: dict[str, Any] | None, seq_files: dict[str, Any]) -> bool:
+    """Whether a shard was cut from these very files (path, size and modification time)."""
+    if not isinstance(stored, dict):
+        return False
+    return all(stored.get(k) == v for k, v in seq_files.items())
 
 
 def _check_pair(rec: YuvReader, orig: YuvReader) -> None:
@@ -123,6 +131,11 @@ def extract_yuv(
     if (qp is None) == (qp_map is None):
         raise DataError("give exactly one of --qp Q and --qp-map FILE")
     width, height = size if size else (None, None)
+    for p in (rec_path, orig_path):
+        if bit_depth is None and parse_yuv_name(p).bit_depth is None:
+            # An 8-bit guess would read a 10-bit file as twice as many pictures, silently.
+            raise DataError(f"{p}: unknown bit depth; give --bit-depth 8|10 or a name like "
+                            "Foo_1920x1080_10bit.yuv")
     rec = YuvReader(rec_path, resolve_format(rec_path, width, height, bit_depth))
     orig = YuvReader(orig_path, resolve_format(orig_path, width, height, bit_depth))
     _check_pair(rec, orig)
@@ -220,11 +233,14 @@ def _job_from_manifest(path: Path, seq: CodedSequence, options: ExtractOptions) 
     )
 
 
-def _complete_shard(out: Path, options: ExtractOptions) -> bool:
-    """True when `out` is a complete shard made with the same cutting options (a rerun skips it).
+def _complete_shard(out: Path, options: ExtractOptions,
+                    inputs: dict[str, Any] | None = None) -> bool:
+    """True when `out` is a complete shard made with the same cutting options from the same
+    input files (a rerun skips it).
 
-    Only complete shards ever carry the final name; a shard cut differently is an error unless
-    --overwrite, so a rerun never silently mixes grids.
+    Only complete shards ever carry the final name. A shard cut differently is an error unless
+    --overwrite, so a rerun never silently mixes grids. A shard cut from older versions of its
+    manifest's files (the sequence was encoded again) is stale: it is redone.
     """
     if not out.exists():
         return False
@@ -232,6 +248,8 @@ def _complete_shard(out: Path, options: ExtractOptions) -> bool:
         return False
     with open_shard(out) as f:
         attrs = read_attrs(f)
+    if inputs is not None and not _same_inputs(attrs.get("source"), inputs):
+        return False
     got = (attrs.get("ctu_size"), attrs.get("border"), bool(attrs.get("full_ctus_only", False)))
     want = (options.ctu_size, options.border, options.full_ctus_only)
     if got != want:
@@ -249,7 +267,9 @@ def extract_manifest(manifest: str | os.PathLike, out_dir: str | os.PathLike,
     path = Path(manifest)
     seq = load_manifest(path)
     out = Path(out_dir) / shard_name(seq.source, seq.qp)
-    if _complete_shard(out, options):
+    inputs = {"manifest": _file_info(path), "reconstruction": _file_info(seq.reconstruction),
+              "original": _file_info(seq.original)}
+    if _complete_shard(out, options, inputs):
         return {"path": str(out), "sequence": seq.source, "nominal_qp": seq.qp, "skipped": True,
                 "patches": _rows(out)}
     _check_output(out, True)
