@@ -125,10 +125,10 @@ def load_manifest(path: str | os.PathLike, check_files: bool = True) -> CodedSeq
         if data.get(key) is not None:
             p = Path(data[key])
             data[key] = str(p if p.is_absolute() else (path.parent / p).resolve())
-    data["pictures"] = [PictureInfo(**p) for p in data.get("pictures", [])]
     try:
+        data["pictures"] = [PictureInfo(**p) for p in data.get("pictures") or []]
         seq = CodedSequence(**data)
-    except TypeError as e:
+    except (TypeError, ValueError, AttributeError) as e:
         raise DataError(f"{path}: malformed manifest ({e})") from None
     if check_files:
         for key in ("original", "reconstruction"):
