@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import stat
 
+import numpy as np
 import pytest
 from conftest import assert_one_line_error, run_cli
 
@@ -49,7 +50,7 @@ def test_encode_cli_writes_layout_and_prints_table(tmp_path):
 
 @pytest.mark.parametrize("case", ["missing", "not_video", "truncated", "unknown_size", "qp",
                                   "qp_word", "fake_ffmpeg", "fake_env", "not_ffmpeg",
-                                  "no_binary"])
+                                  "no_binary", "big_endian"])
 def test_encode_bad_input_is_one_line(tmp_path, monkeypatch, fake_ffmpeg, case):
     out = str(tmp_path / "out")
     args: list[str] = []
@@ -64,6 +65,11 @@ def test_encode_bad_input_is_one_line(tmp_path, monkeypatch, fake_ffmpeg, case):
         p = tmp_path / "cut_64x48_8bit.yuv"
         p.write_bytes(bytes(YuvFormat(64, 48).frame_bytes * 2 + 100))
         args, frags = [str(p)], ("cut_64x48_8bit.yuv", "not a whole number of frames", "4608")
+    elif case == "big_endian":
+        p = tmp_path / "be_64x48_10bit.yuv"
+        samples = np.full(YuvFormat(64, 48, 10).frame_samples, 1000, ">u2")  # wrong byte order
+        p.write_bytes(samples.tobytes())
+        args, frags = [str(p)], ("be_64x48_10bit.yuv", "frame 0", "above 10-bit", "big-endian")
     elif case == "unknown_size":
         p = tmp_path / "foo.yuv"
         p.write_bytes(bytes(4608))

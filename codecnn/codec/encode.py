@@ -112,6 +112,10 @@ def _raw_to_original(path: Path, fmt: YuvFormat, frames: int | None,
     with YuvWriter(dst, out) as wr:
         for k in range(n):
             planes = reader.planes(k)
+            top = max(int(p.max()) for p in planes)
+            if top > fmt.peak:
+                raise YuvFormatError(f"{path}: frame {k} has sample value {top}, above "
+                                     f"{fmt.bit_depth}-bit (big-endian or 16-bit data?)")
             y = convert_bit_depth(planes[0][:h, :w], fmt.bit_depth, 10)
             if fmt.chroma == "400":
                 wr.write_luma(y)
