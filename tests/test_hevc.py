@@ -288,3 +288,20 @@ def test_ra_across_idr_pictures(tmp_path):
         n += 1
     assert n == 20
     assert (planes(seq.qp_map, 20) == 32).all()
+
+
+def test_suffix_sei_and_eos_stay_in_their_access_unit():
+    """H.265 7.4.2.4.4: a suffix SEI (40) or EOS (36) after a picture's slices belongs to that
+    picture; a prefix SEI (39) or parameter set opens the next one."""
+    def nal(nal_type: int, payload: bytes) -> bytes:
+        return b"\x00\x00\x00\x01" + bytes([nal_type << 1, 1]) + payload
+
+    idr = nal(19, b"\x80" + b"\x11" * 50)  # first_slice_segment_in_pic_flag = 1
+    suffix_sei = nal(40, b"\x22" * 100)
+    prefix_sei = nal(39, b"\x33" * 10)
+    trail = nal(1, b"\x80" + b"\x44" * 30)
+    eos = nal(36, b"")
+    stream = idr + suffix_sei + prefix_sei + trail + eos
+    bits = libde265.access_unit_bits(stream)
+    assert bits == [8 * len(idr + suffix_sei), 8 * len(prefix_sei + trail + eos)]
+    assert sum(bits) == 8 * len(stream)

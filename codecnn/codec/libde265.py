@@ -198,12 +198,18 @@ def split_annexb(data: bytes) -> list[Nal]:
 
 
 def access_units(nals: list[Nal]) -> list[list[Nal]]:
-    """Group NAL units into access units: parameter sets/SEI open the picture they precede."""
+    """Group NAL units into access units (H.265 7.4.2.4.4).
+
+    After a picture's slices, VPS/SPS/PPS/AUD/prefix SEI (32..35, 39), reserved 41..44 and
+    unspecified 48..55 open the next access unit; EOS/EOB/filler/suffix SEI (36..38, 40) still
+    belong to the current one.
+    """
+    opens_next = {32, 33, 34, 35, 39, *range(41, 45), *range(48, 56)}
     aus: list[list[Nal]] = []
     current: list[Nal] = []
     seen_vcl = False
     for nal in nals:
-        starts_new = nal.first_slice_segment or (not nal.is_vcl and nal.type in range(32, 41))
+        starts_new = nal.first_slice_segment or (not nal.is_vcl and nal.type in opens_next)
         if starts_new and seen_vcl:
             aus.append(current)
             current, seen_vcl = [], False
