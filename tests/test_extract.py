@@ -536,3 +536,22 @@ def test_real_vvc_reconstruction_round_trip(tmp_path):
         psnr = 10 * np.log10(1023**2 / mse)
         ref = peak_signal_noise_ratio(o.luma(k), r.luma(k), data_range=1023)
         assert abs(psnr - ref) < 1e-9 and 25 < ref < 45
+
+
+def test_vtm_trace_of_a_padded_picture(tmp_path):
+    """VTM traces CUs in coded-picture coordinates: a 12×10 picture is coded as 16×16, and the
+    CUs in the padding are clipped away; a block beyond the coded size is still an error."""
+    from codecnn.io.sideinfo import open_map
+
+    head = "# VTMBMS Block Statistics\n"
+    trace = tmp_path / "padded.txt"
+    trace.write_text(head + "".join(
+        f"BlockStat: POC 0 @({x:4d},{y:4d}) [ 8x 8] Depth={d}\n"
+        for (x, y), d in zip([(0, 0), (8, 0), (0, 8), (8, 8)], [1, 2, 3, 4], strict=True)))
+    plane = open_map(trace, {"kind": "vtm-trace"}, "depth", 12, 10, [0]).frame(0)
+    assert plane.shape == (10, 12)
+    assert plane[0, 0] == 1 and plane[0, 11] == 2 and plane[9, 0] == 3 and plane[9, 11] == 4
+    bad = tmp_path / "beyond.txt"
+    bad.write_text(trace.read_text() + "BlockStat: POC 0 @(  16,   0) [ 8x 8] Depth=1\n")
+    with pytest.raises(DataError, match="beyond.txt.*outside the 12x10 picture"):
+        open_map(bad, {"kind": "vtm-trace"}, "depth", 12, 10, [0]).frame(0)

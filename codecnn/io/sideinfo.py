@@ -190,12 +190,16 @@ class VtmTraceMap:
         if not blocks:
             raise DataError(f"{where}: no {name} statistics")
         plane = np.full((height, width), _UNSET, np.int32)
+        # VTM traces blocks in coded-picture coordinates: a picture padded by a conformance
+        # window (coded size rounded up to 8) has CUs in the padding; they are clipped away.
+        coded_w, coded_h = -(-width // 8) * 8, -(-height // 8) * 8
         for x, y, w, h, v in blocks:
-            if x >= width or y >= height:
+            if x >= coded_w or y >= coded_h:
                 raise DataError(
                     f"{where}: {name} block at ({x},{y}) lies outside the {width}x{height} picture"
+                    f" (coded {coded_w}x{coded_h})"
                 )
-            plane[y : y + h, x : x + w] = v
+            plane[y : y + h, x : x + w] = v  # numpy clips the slice to the picture
         holes = int((plane == _UNSET).sum())
         if holes:
             raise DataError(f"{where}: {name} blocks leave {holes} samples uncovered")
