@@ -6,6 +6,7 @@ the slice QPs, and libde265's own CB-grid drawing for the depth map.
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import pytest
 from conftest import assert_one_line_error, run_cli
 
 from codecnn.codec import hevc, libde265
-from codecnn.codec.codecs import CODECS, decode_command
+from codecnn.codec.codecs import CODECS, decode_command, trace_command
 from codecnn.codec.encode import encode_sequence
 from codecnn.codec.manifest import load_manifest
 from codecnn.codec.samples import find_sample
@@ -305,3 +306,31 @@ def test_suffix_sei_and_eos_stay_in_their_access_unit():
     bits = libde265.access_unit_bits(stream)
     assert bits == [8 * len(idr + suffix_sei), 8 * len(prefix_sei + trail + eos)]
     assert sum(bits) == 8 * len(stream)
+
+
+def ffmpeg_packet_bytes(bitstream) -> list[int]:
+    """Sizes of the packets FFmpeg's HEVC parser cuts the stream into (trace_headers)."""
+    proc = subprocess.run(trace_command(FFMPEG, CODECS["hevc"], bitstream), check=True,
+                          capture_output=True, text=True)
+    return [int(n) for n in re.findall(r"Packet: (\d+) bytes", proc.stderr)]
+
+
+def test_bits_per_picture_sum_to_bitstream_and_match_ffmpeg_packets(coded, tmp_path):
+    for seq in coded.values():
+        data = Path(seq.bitstream).read_bytes()
+        assert seq.bitstream_bits == 8 * len(data)
+        assert sum(p.bits for p in seq.pictures) == seq.bitstream_bits
+        assert [b // 8 for b in libde265.access_unit_bits(data)] == \
+            ffmpeg_packet_bytes(seq.bitstream)
+    # x265 with picture hashes: a suffix SEI after every picture's slices (type 40), which
+    # belongs to that picture, not to the next.
+    bs = tmp_path / "hash.265"
+    subprocess.run([FFMPEG, "-hide_banner", "-nostdin", "-loglevel", "error", "-i", CARPHONE,
+                    "-frames:v", "5", "-c:v", "libx265", "-preset", "ultrafast", "-qp", "32",
+                    "-x265-params", "hash=1:info=0:bframes=2:keyint=4", "-f", "hevc", str(bs)],
+                   check=True, capture_output=True)
+    data = bs.read_bytes()
+    assert 40 in [n.type for n in libde265.split_annexb(data)]
+    bits = libde265.access_unit_bits(data)
+    assert len(bits) == 5 and sum(bits) == 8 * len(data)
+    assert [b // 8 for b in bits] == ffmpeg_packet_bytes(bs)
