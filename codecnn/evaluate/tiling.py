@@ -21,9 +21,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from codecnn.datasets.shards import DEPTH_SCALE, QP_SCALE
 from codecnn.errors import DataError
 
-PLANE_SCALE = {"qp": 63.0, "depth": 8.0}  # rec is scaled by the peak of its bit depth
+# The normalisation the network was trained with (codecnn.datasets): one definition, so
+# filtering can never scale side information differently from training.
+PLANE_SCALE = {"qp": QP_SCALE, "depth": DEPTH_SCALE}  # rec: the peak of its bit depth
 DTYPES = ("fp32", "bf16", "fp16")
 
 
