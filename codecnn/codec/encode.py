@@ -34,6 +34,7 @@ from codecnn.codec.codecs import (
 from codecnn.codec.ffmpeg import FFmpeg, encoder_version, find_ffmpeg, run
 from codecnn.codec.manifest import CodedSequence, save_manifest
 from codecnn.errors import CodecError, DataError, YuvFormatError
+from codecnn.io.atomic import temporary_sibling
 from codecnn.io.yuv import (
     YuvFormat,
     YuvWriter,
@@ -64,7 +65,7 @@ class Original:
 
 
 def _tmp(path: Path) -> Path:
-    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    return temporary_sibling(path)
 
 
 def _is_raw(path: Path, size: tuple[int, int] | None) -> bool:

@@ -43,6 +43,7 @@ from codecnn.codec import libde265
 from codecnn.codec.headers import poc_msb
 from codecnn.codec.manifest import PictureInfo
 from codecnn.errors import CodecError
+from codecnn.io.atomic import temporary_sibling
 
 CONFIGS = ("ai", "ra")
 PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower",
@@ -245,7 +246,7 @@ class DecodeResult:
 
 
 def _atomic(path: Path) -> Path:
-    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    return temporary_sibling(path)
 
 
 def decode_hevc(bitstream: str | os.PathLike, sps: HevcSps, pictures: list[HevcPicture],

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from codecnn.codec.ffmpeg import FFmpeg, find_ffmpeg, run
 from codecnn.errors import CodecError, DataError
+from codecnn.io.atomic import temporary_sibling
 
 VIDEO_SUFFIXES = (".mp4",)
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -129,7 +130,7 @@ def export_sample(name: str, out_dir: str | os.PathLike, frames: int | None = No
     dst = out_dir / f"{path.stem}_{w}x{h}_{rate_text(fps)}fps_{bit_depth}bit_420.yuv"
     if dst.exists() and not overwrite:
         raise CodecError(f"{dst} exists; pass --overwrite to write it again")
-    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
+    tmp = temporary_sibling(dst)
     cmd = [ff.path, "-hide_banner", "-nostdin", "-y", "-i", str(path),
            *(["-frames:v", str(frames)] if frames else []), "-fps_mode", "passthrough",
            "-pix_fmt", fmt.pix_fmt, "-f", "rawvideo", str(tmp)]

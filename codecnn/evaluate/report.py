@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from codecnn.errors import DataError
+from codecnn.io.atomic import temporary_sibling
 
 CONFIG_NOTES = {
     "ai": ("All Intra: no picture is predicted from another, so a filter applied after "
@@ -32,7 +33,7 @@ def atomic_dir(out_dir: str | Path, write: Callable[[Path], None], overwrite: bo
     if out.exists() and not overwrite:
         raise DataError(f"{out}: already exists (use --overwrite to replace it)")
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    tmp = temporary_sibling(out)
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     try:

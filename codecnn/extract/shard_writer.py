@@ -23,6 +23,7 @@ from codecnn import __version__
 from codecnn.errors import DataError
 from codecnn.extract.grid import CtuGrid
 from codecnn.io import shard
+from codecnn.io.atomic import temporary_sibling
 from codecnn.io.sideinfo import ConstantMap, SideMap
 from codecnn.io.yuv import YuvReader
 
@@ -77,7 +78,7 @@ class ShardJob:
 
 
 def tmp_path_for(path: Path) -> Path:
-    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    return temporary_sibling(path)
 
 
 def remove_stale_tmp(path: Path) -> None:

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from codecnn.errors import YuvFormatError
+from codecnn.io.atomic import temporary_sibling
 
 CHROMA_FORMATS = ("420", "400")
 BIT_DEPTHS = (8, 10)
@@ -245,7 +246,7 @@ class YuvWriter:
     def __init__(self, path: str | os.PathLike, fmt: YuvFormat) -> None:
         self.path = Path(path)
         self.format = fmt
-        self.tmp_path = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        self.tmp_path = temporary_sibling(self.path)
         self.frames_written = 0
         self._f = open(self.tmp_path, "wb")  # noqa: SIM115 - closed in close()/abort()
 

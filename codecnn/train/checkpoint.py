@@ -18,6 +18,7 @@ import torch
 
 from codecnn import __version__
 from codecnn.errors import CodecnnError
+from codecnn.io.atomic import temporary_sibling
 
 
 def rng_state() -> dict[str, Any]:
@@ -76,7 +77,7 @@ def save_checkpoint(path: str | os.PathLike, *, model_name: str, model_config: d
         "codecnn_version": __version__,
         "train_config": train_config,
     }
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = temporary_sibling(path)
     try:
         torch.save(ckpt, tmp)
         os.replace(tmp, path)
