@@ -147,6 +147,38 @@ def demo(out_dir, codec, device, full, ffmpeg):
     run_demo(out_dir, codec=codec, device=device, full=full, ffmpeg=ffmpeg, echo=click.echo)
 
 
+@main.command("corpus")
+@click.option("-o", "--out", "--output", "out_dir", required=True,
+              help="Corpus root; the corpus goes to OUT/<codec>-<config>/")
+@click.option("--codec", type=click.Choice(["vvc", "hevc"]), default="vvc", show_default=True,
+              help="vvc (VVenC) or hevc (x265, with real CU depth from libde265)")
+@click.option("--config", type=click.Choice(["ai", "ra"]), default="ai", show_default=True,
+              help="All Intra or Random Access")
+@click.option("--qp", "qp", default="22,27,32,37", show_default=True, help="Nominal QPs")
+@click.option("--preset", default=None,
+              help="Encoder preset (default: VVenC faster, x265 medium)")
+@click.option("--no-wallpapers", is_flag=True,
+              help="Leave out the plasma-workspace-wallpapers photographs even if installed")
+@click.option("--only", default=None, help="Only these sources, comma separated")
+@click.option("-j", "--jobs", type=int, default=2, show_default=True,
+              help="Sources coded (and shards cut) in parallel")
+@click.option("--ffmpeg", default=None, help="FFmpeg binary")
+def corpus_cmd(out_dir, codec, config, qp, preset, no_wallpapers, only, jobs, ffmpeg):
+    """Code every shipped natural source at four QPs and cut train/held-out shards.
+
+    Resumable: rerun the same command and what is complete is skipped.
+    Example: codecnn corpus -o corpus -j 2
+    """
+    from codecnn.corpus import build_corpus
+
+    rec = build_corpus(out_dir, codec=codec, config=config, qps=tuple(_qps((qp,), ())),
+                       preset=preset, jobs=jobs, wallpapers=not no_wallpapers,
+                       only=tuple(o.strip() for o in only.split(",")) if only else None,
+                       ffmpeg=ffmpeg)
+    click.echo(rec["table"])
+    click.echo(f"corpus: {rec['dir']} ({rec['seconds']:.0f} s)")
+
+
 # --- end codec ---
 
 # --- extract ---

@@ -84,8 +84,9 @@ def _fps_text(fps: float | str | None, default: str = "30") -> str:
     return str(int(fps)) if float(fps).is_integer() else f"{fps:.6g}"
 
 
-def _vf(scale: tuple[int, int] | None, crop: tuple[int, int] | None) -> list[str]:
-    filters = []
+def _vf(scale: tuple[int, int] | None, crop: tuple[int, int] | None,
+        select: str | None = None) -> list[str]:
+    filters = [f"select='{select}'"] if select else []
     if scale:
         filters.append(f"scale={scale[0]}:{scale[1]}")
     if crop:
@@ -146,12 +147,15 @@ def prepare_original(input_path: str | os.PathLike, dst: str | os.PathLike, ff: 
                      frames: int | None = None, size: tuple[int, int] | None = None,
                      bit_depth: int | None = None, chroma: str | None = None,
                      fps: float | str | None = None, crop: tuple[int, int] | None = None,
-                     scale: tuple[int, int] | None = None) -> Original:
+                     scale: tuple[int, int] | None = None,
+                     select: str | None = None) -> Original:
     """Turn INPUT into a 10-bit 4:2:0 raw file at `dst` (atomically).
 
     INPUT is a raw .yuv (format from size/bit_depth/chroma or its name; copied exactly, 8-bit
     samples shifted left by 2) or anything FFmpeg reads (video, image; converted by FFmpeg).
-    `scale` then `crop` (top-left W×H) are applied; frames is the maximum frame count.
+    `select` (an FFmpeg select expression over the input frame number n, e.g.
+    `between(n,100,131)`), then `scale`, then `crop` (top-left W×H) are applied; frames is the
+    maximum frame count after selection.
     """
     path = Path(input_path)
     dst = Path(dst)
@@ -166,7 +170,7 @@ def prepare_original(input_path: str | os.PathLike, dst: str | os.PathLike, ff: 
     if _is_raw(path, size):
         fmt = resolve_format(path, *(size or (None, None)), bit_depth, chroma)
         rate = _fps_text(fps, _fps_text(_name_fps(path)))
-        if scale is None:  # exact copy in numpy; YuvWriter writes atomically
+        if scale is None and select is None:  # exact copy in numpy; YuvWriter: atomic
             fmt10, n = _raw_to_original(path, fmt, frames, crop, dst)
             return Original(dst, fmt10, n, rate, commands)
         open_yuv(path, fmt)  # a truncated file is an error before FFmpeg sees it
@@ -175,7 +179,7 @@ def prepare_original(input_path: str | os.PathLike, dst: str | os.PathLike, ff: 
     else:
         in_args = ["-i", str(path)]
         rate = None
-    vf = _vf(scale, crop)
+    vf = _vf(scale, crop, select)
     w, h, probed_rate = probe_video(ff.path, in_args, vf, path)
     rate = rate or (_fps_text(fps) if fps is not None else probed_rate)
     _check_even(path, w, h)
@@ -308,6 +312,7 @@ def encode_sequence(
     scale: tuple[int, int] | None = None,
     name: str | None = None,
     intra_period: int | None = None,
+    select: str | None = None,
     jobs: int = 1,
     ffmpeg: str | os.PathLike | None = None,
     overwrite: bool = False,
@@ -322,6 +327,8 @@ def encode_sequence(
         frames: at most this many frames (None: all).
         out_dir: DIR of the layout in the module docstring.
         crop/scale: (W, H); scale first, then a top-left crop.
+        select: FFmpeg select expression over input frame numbers n (before scale/crop),
+            e.g. "not(mod(n,8))" for every 8th frame or "between(n,100,131)".
         name: the source's directory name (default: the input's stem).
         overwrite: replace existing per-QP outputs (otherwise they are an error).
     Returns: the CodedSequence of each QP, ascending QP. Writes the layout in the module doc.
@@ -348,7 +355,7 @@ def encode_sequence(
     orig_path = src_dir / "original.yuv"
     staged = src_dir / f".original.new.{os.getpid()}.yuv"
     original = prepare_original(input_path, staged, ff, frames, size, bit_depth, chroma, fps,
-                                crop, scale)
+                                crop, scale, select)
     if orig_path.exists() and not overwrite and not _same_file(staged, orig_path):
         staged.unlink()
         raise CodecError(f"{orig_path} exists with different content (another input, "

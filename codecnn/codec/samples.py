@@ -64,7 +64,7 @@ def sample_files() -> list[tuple[str, str, Path]]:
     return found
 
 
-def _probe(ff: FFmpeg, kind: str, package: str, path: Path) -> Sample:
+def probe_sample(ff: FFmpeg, kind: str, package: str, path: Path) -> Sample:
     """Size, rate and frame count from a stream copy to nowhere (no decoding)."""
     cmd = [ff.path, "-hide_banner", "-nostdin", "-i", str(path), "-map", "0:v:0", "-c", "copy",
            "-f", "null", "-"]
@@ -87,7 +87,7 @@ def list_samples(ffmpeg: str | os.PathLike | None = None) -> list[Sample]:
     ff = find_ffmpeg(ffmpeg, encoder=None, decoder=None, bsf=None)
     files = sample_files()
     with ThreadPoolExecutor(max_workers=4) as pool:
-        return list(pool.map(lambda f: _probe(ff, *f), files))
+        return list(pool.map(lambda f: probe_sample(ff, *f), files))
 
 
 def find_sample(name: str) -> tuple[str, str, Path]:
