@@ -433,27 +433,51 @@ def _planes_option(value: str | None) -> tuple[str, ...] | None:
     return None if value is None else tuple(p.strip() for p in value.split(",") if p.strip())
 
 
+def _weights_option(values: tuple[str, ...]) -> dict[str, float] | None:
+    """('bikes=2', 'moon=0') → {'bikes': 2.0, 'moon': 0.0}; None when none given."""
+    out = {}
+    for text in values:
+        name, sep, w = text.partition("=")
+        try:
+            out[name.strip()] = float(w)
+        except ValueError:
+            sep = ""
+        if not sep or not name.strip():
+            raise CodecnnError(f"--source-weight takes NAME=WEIGHT, got {text!r}")
+    return out or None
+
+
 @main.command("summary")
 @click.argument("model")
 @click.option("--planes", default="rec,qp", show_default=True,
               help="Input planes, comma separated (rec, qp, depth); ignored for a checkpoint.")
+@click.option("--features", type=int, default=None, help="Override the preset's feature maps.")
+@click.option("--blocks", type=int, default=None, help="Override the preset's RDB count.")
+@click.option("--layers", type=int, default=None, help="Override the layers per RDB.")
+@click.option("--growth", type=int, default=None, help="Override the growth rate.")
 @click.option("--size", default=132, show_default=True, help="Input patch side (CTU + border).")
 @click.option("--train-batch", default=16, show_default=True)
 @click.option("--infer-batch", default=1, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-def summary_cmd(model: str, planes: str, size: int, train_batch: int, infer_batch: int,
-                as_json: bool) -> None:
-    """Params, kMAC/pixel and activation memory of MODEL (a preset, e.g. rdn-s, or a .pt)."""
+def summary_cmd(model: str, planes: str, features, blocks, layers, growth, size: int,
+                train_batch: int, infer_batch: int, as_json: bool) -> None:
+    """Params, kMAC/pixel and activation memory of MODEL (a preset, e.g. rdn-s, a .pt, or
+    zoo:NAME); --features/--blocks/--layers/--growth override a preset as in `train`."""
     import json
     from pathlib import Path
 
     from codecnn.models import build_model, load_model
     from codecnn.models.complexity import format_summary, summarize
 
-    if Path(model).suffix == ".pt" or Path(model).is_file():
+    overrides = {k: v for k, v in {"features": features, "blocks": blocks, "layers": layers,
+                                   "growth": growth}.items() if v is not None}
+    if model.startswith("zoo:") or Path(model).suffix == ".pt" or Path(model).is_file():
+        if overrides:
+            raise CodecnnError(f"{model}: a trained model's size is fixed; overrides apply to "
+                               "presets")
         net, _ = load_model(model)
     else:
-        net = build_model(model, planes=_planes_option(planes))
+        net = build_model(model, planes=_planes_option(planes), **overrides)
     s = summarize(net, size, size, train_batch=train_batch, infer_batch=infer_batch)
     if as_json:
         click.echo(json.dumps({"model": model, "config": dict(vars(net.config)), **s}, indent=2))
@@ -465,7 +489,7 @@ def summary_cmd(model: str, planes: str, size: int, train_batch: int, infer_batc
 @click.argument("model", type=click.Choice(["rdn"]))
 @click.option("--data", multiple=True, help="Shard file or directory (repeatable).")
 @click.option("--val", multiple=True, help="Validation shards (default: split by sequence).")
-@click.option("--preset", default=None, help="rdn-s (default), rdn-m, rdn-ds.")
+@click.option("--preset", default=None, help="rdn-s (default), rdn-m, rdn-ds, rdn-cpu.")
 @click.option("--planes", default=None, help="Input planes, e.g. rec,qp (default: all).")
 @click.option("--features", type=int, default=None, help="Override the preset's feature maps.")
 @click.option("--blocks", type=int, default=None, help="Override the preset's RDB count.")
@@ -483,12 +507,28 @@ def summary_cmd(model: str, planes: str, size: int, train_batch: int, infer_batc
 @click.option("--compile/--no-compile", "compile_", default=None, help="torch.compile.")
 @click.option("--workers", type=int, default=None, help="DataLoader workers (default 2, GPU 8).")
 @click.option("--device", default=None, help="auto (default), cpu, cuda.")
+@click.option("--sampling", type=click.Choice(["balanced", "stream"]), default=None,
+              help="balanced (default): source by weight, then QP, then patch; stream: all "
+              "patches in turn")
+@click.option("--source-weight", "source_weights", multiple=True, metavar="NAME=W",
+              help="Relative weight of a training source (default 1 each; repeatable)")
+@click.option("--crop", type=int, default=None,
+              help="Train on N×N windows (+ border) of the CTUs; validation: whole CTUs")
+@click.option("--dihedral/--no-dihedral", default=None,
+              help="Draw one of the 8 rotations/flips per patch (default on)")
+@click.option("--qp-weighting", type=click.Choice(["energy", "none"]), default=None,
+              help="energy: divide each patch's loss by its QP's error energy (default none)")
+@click.option("--val-sequences", default=None,
+              help="Validation sources, comma separated (default: a split by sequence)")
+@click.option("--monitor", multiple=True,
+              help="Shards scored at each validation for the record, never to choose")
 @click.option("-o", "--output", "--out", "output", default=None, help="Run directory RUN.")
 @click.option("--resume", default=None, help="Continue the run in this directory.")
 @click.option("--overwrite", is_flag=True, help="Start again in an existing RUN.")
 def train_cmd(model: str, data, val, preset, planes, features, blocks, layers, growth, steps,
               until, batch_size, seed, lr, loss, val_every, amp, channels_last, compile_,
-              workers, device, output, resume, overwrite) -> None:
+              workers, device, sampling, source_weights, crop, dihedral, qp_weighting,
+              val_sequences, monitor, output, resume, overwrite) -> None:
     """Train MODEL (rdn) on shards: codecnn train rdn --data DIR --steps N -o RUN."""
     import dataclasses
 
@@ -501,7 +541,10 @@ def train_cmd(model: str, data, val, preset, planes, features, blocks, layers, g
              "planes": _planes_option(planes), "steps": steps, "batch_size": batch_size,
              "seed": seed, "lr": lr, "loss": loss, "val_every": val_every, "amp": amp,
              "channels_last": channels_last, "compile": compile_, "workers": workers,
-             "device": device}
+             "device": device, "sampling": sampling, "crop": crop, "dihedral": dihedral,
+             "qp_weighting": qp_weighting, "val_sequences": _planes_option(val_sequences),
+             "monitor": tuple(monitor) or None,
+             "source_weights": _weights_option(source_weights)}
     overrides = {"features": features, "blocks": blocks, "layers": layers, "growth": growth}
     if any(v is not None for v in overrides.values()):
         given["model_overrides"] = {k: v for k, v in overrides.items() if v is not None}
@@ -514,7 +557,8 @@ def train_cmd(model: str, data, val, preset, planes, features, blocks, layers, g
         # A resume continues the same run: what shapes the patch stream and the optimiser
         # stays fixed. --steps may grow (the cosine then stretches from here on); the
         # warm-up keeps the length it was resolved to when the run started.
-        fixed = ("batch_size", "seed", "lr", "weight_decay", "loss", "warmup")
+        fixed = ("batch_size", "seed", "lr", "weight_decay", "loss", "warmup", "sampling",
+                 "source_weights", "crop", "dihedral", "qp_weighting", "val_sequences")
         changed = [k for k in fixed if k in given and given[k] != getattr(old, k)]
         if changed:
             raise CodecnnError(f"{resume}: --resume keeps the run's {', '.join(changed)} "

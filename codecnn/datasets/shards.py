@@ -147,25 +147,36 @@ class ShardDataset:
         except OSError as e:
             raise DataError(f"{self.paths[si]}: cannot read patch {row} ({e})") from None
 
-    def __getitem__(self, index: int) -> dict[str, Any]:
+    def __getitem__(self, index: int | tuple[int, int, int, int, int]) -> dict[str, Any]:
+        """Patch `index` (whole CTU), or a training draw (index, k, y, x, size): the
+        size×size window at (y, x) of the CTU (with its border), then dihedral transform k.
+        Without a draw, `augment` picks k from torch's RNG."""
         import torch
 
+        if isinstance(index, tuple):
+            index, k, y, x, size = (int(v) for v in index)
+        else:
+            k = int(torch.randint(8, (1,)).item()) if self.augment else 0
+            y = x = size = 0
         raw = self.read_raw(index)
         m = self.meta[index]
         b, c = self.border, self.ctu_size
-        rec = raw["rec"].astype(np.float32)
+        size = size or c
+        rec = raw["rec"][y:y + size + 2 * b, x:x + size + 2 * b].astype(np.float32)
         scale = {"rec": self.peak, "qp": QP_SCALE, "depth": DEPTH_SCALE}
-        x = np.stack([rec if n == "rec" else raw[n].astype(np.float32) for n in self.planes])
-        x /= np.array([scale[n] for n in self.planes], np.float32)[:, None, None]
-        target = (raw["orig"].astype(np.float32) - rec[b : b + c, b : b + c]) / self.peak
-        valid = np.zeros((c, c), np.float32)
-        valid[: int(m["valid_h"]), : int(m["valid_w"])] = 1.0
+        x_in = np.stack([rec if n == "rec" else
+                         raw[n][y:y + size + 2 * b, x:x + size + 2 * b].astype(np.float32)
+                         for n in self.planes])
+        x_in /= np.array([scale[n] for n in self.planes], np.float32)[:, None, None]
+        orig = raw["orig"][y:y + size, x:x + size].astype(np.float32)
+        target = (orig - rec[b:b + size, b:b + size]) / self.peak
+        valid = np.zeros((size, size), np.float32)
+        valid[:max(0, int(m["valid_h"]) - y), :max(0, int(m["valid_w"]) - x)] = 1.0
         target, valid = target[None], valid[None]
-        if self.augment:
-            k = int(torch.randint(8, (1,)).item())
-            x, target, valid = _dihedral(x, k), _dihedral(target, k), _dihedral(valid, k)
+        if k:
+            x_in, target, valid = _dihedral(x_in, k), _dihedral(target, k), _dihedral(valid, k)
         return {
-            "input": torch.from_numpy(np.ascontiguousarray(x)),
+            "input": torch.from_numpy(np.ascontiguousarray(x_in)),
             "target": torch.from_numpy(np.ascontiguousarray(target)),
             "valid": torch.from_numpy(np.ascontiguousarray(valid)),
             "nominal_qp": int(m["nominal_qp"]),

@@ -29,6 +29,10 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
     "rdn-m": ("rdn", {"features": 32, "blocks": 4, "layers": 6, "growth": 24}),
     # 64 maps, 4 × 6, g=24, body at half resolution (UnPixelShuffle/PixelShuffle): +0.08 dB.
     "rdn-ds": ("rdn", {"features": 64, "blocks": 4, "layers": 6, "growth": 24, "updown": True}),
+    # Sized for a 2-core CPU: 24 maps, 3 RDBs × 4 layers, g=12, body at half resolution
+    # (about 28 kMAC/px); the recipe of the shipped VVC model.
+    "rdn-cpu": ("rdn", {"features": 24, "blocks": 3, "layers": 4, "growth": 12,
+                        "updown": True}),
 }
 
 # Keys every checkpoint written by codecnn.train holds.

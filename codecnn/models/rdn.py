@@ -134,7 +134,12 @@ class RDN(nn.Module):
         nn.init.zeros_(self.tail.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        s = self.head(x)
+        # The head runs in fp32 even under bf16 autocast: bf16 keeps 8 significant bits, so
+        # a 10-bit sample of 512..1023 would move in steps of 4 code values, as large as the
+        # coding error at low QPs. After the first convolutions the features carry the
+        # detail and the body can run in bf16.
+        with torch.autocast(x.device.type, enabled=False):
+            s = self.head(x.float())
         if self.down is not None:
             s = self.down(F.pixel_unshuffle(s, 2))
         h = s
@@ -145,4 +150,4 @@ class RDN(nn.Module):
         h = self.gff(torch.cat(outs, dim=1)) + s  # global residual connection
         if self.up is not None:
             h = F.pixel_shuffle(self.up(h), 2)
-        return self.tail(h)
+        return self.tail(h).float()

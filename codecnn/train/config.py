@@ -9,6 +9,8 @@ from typing import Any
 
 LOSSES = ("mse", "l1")
 AMP_MODES = ("auto", "bf16", "off")
+SAMPLINGS = ("balanced", "stream")
+QP_WEIGHTINGS = ("energy", "none")
 
 
 @dataclass(frozen=True)
@@ -41,8 +43,31 @@ class TrainConfig:
     workers: int = -1  # -1: 2 on CPU, min(8, cores - 2) on GPU (h5py reads + decompression)
     full_ctus_only: bool = False  # train on whole CTUs only (validation always uses all)
     device: str = "auto"
+    # The recipe (codecnn.train.sampling): "balanced" draws a source by its weight, then a
+    # QP, then a patch; "stream" walks a permutation of all patches (a big source dominates).
+    sampling: str = "balanced"
+    source_weights: dict[str, float] = field(default_factory=dict)  # missing: 1.0
+    crop: int | None = None  # train on crop×crop windows (+ border); validation: whole CTUs
+    dihedral: bool = True  # one of the 8 symmetries per draw (balanced sampling only)
+    # "energy": each patch's loss is divided by its QP's mean coding-error energy (measured
+    # on the training data), so QP 22 counts as much as QP 37; "none": plain mean.
+    qp_weighting: str = "none"
+    val_sequences: tuple[str, ...] | None = None  # validation sources (split by sequence)
+    monitor: tuple[str, ...] | None = None  # shards scored at each validation, never to choose
 
     def __post_init__(self) -> None:
+        if self.sampling not in SAMPLINGS:
+            raise ValueError(f"sampling must be one of {SAMPLINGS}, got {self.sampling!r}")
+        if self.qp_weighting not in QP_WEIGHTINGS:
+            raise ValueError(f"qp weighting must be one of {QP_WEIGHTINGS}, "
+                             f"got {self.qp_weighting!r}")
+        if self.crop is not None and self.crop < 4:
+            raise ValueError(f"--crop must be at least 4, got {self.crop}")
+        if self.sampling == "stream" and (self.crop or self.source_weights):
+            raise ValueError("--crop and source weights need balanced sampling")
+        self._check_numbers()
+
+    def _check_numbers(self) -> None:
         for name in ("steps", "batch_size", "val_every", "log_every"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 1")
@@ -70,7 +95,8 @@ class TrainConfig:
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
         names = {f.name for f in dataclasses.fields(cls)}
         kw = {k: v for k, v in d.items() if k in names}
-        for k in ("data", "val", "planes"):
+        kw.setdefault("sampling", "stream")  # runs recorded before balanced sampling existed
+        for k in ("data", "val", "planes", "val_sequences", "monitor"):
             if kw.get(k) is not None:
                 kw[k] = tuple(kw[k])
         return cls(**kw)

@@ -11,6 +11,8 @@ from codecnn.io.atomic import atomic_output, save_figure_atomic
 
 TRAIN_FIELDS = ("step", "lr", "loss", "patches_per_s", "elapsed_s")
 VAL_FIELDS = ("step", "nominal_qp", "psnr_rec", "psnr_filtered", "gain_db", "frames")
+# Held-out shards scored at each validation (to see gain against wall time; never to choose).
+MONITOR_FIELDS = ("step", "elapsed_s", *VAL_FIELDS[1:])
 
 
 class RunLog:
@@ -21,11 +23,15 @@ class RunLog:
     """
 
     def __init__(self, run_dir: Path, resume_step: int | None = None,
-                 tensorboard: bool = True) -> None:
+                 tensorboard: bool = True, monitor: bool = False) -> None:
         self.run_dir = Path(run_dir)
         self.train_csv = self.run_dir / "train.csv"
         self.val_csv = self.run_dir / "val.csv"
-        for path, fields in ((self.train_csv, TRAIN_FIELDS), (self.val_csv, VAL_FIELDS)):
+        self.monitor_csv = self.run_dir / "monitor.csv"
+        files = [(self.train_csv, TRAIN_FIELDS), (self.val_csv, VAL_FIELDS)]
+        if monitor:
+            files.append((self.monitor_csv, MONITOR_FIELDS))
+        for path, fields in files:
             rows = read_csv(path) if resume_step is not None else []
             rows = [r for r in rows if int(r["step"]) <= (resume_step or 0)]
             _write_csv(path, fields, rows)
@@ -47,6 +53,14 @@ class RunLog:
             _append(self.val_csv, VAL_FIELDS, {"step": step, **row})
             if self.tb:
                 self.tb.add_scalar(f"val/gain_db_qp{row['nominal_qp']}", row["gain_db"], step)
+
+    def monitor(self, step: int, elapsed_s: float, rows: list[dict[str, Any]]) -> None:
+        for row in rows:
+            _append(self.monitor_csv, MONITOR_FIELDS,
+                    {"step": step, "elapsed_s": round(elapsed_s, 1), **row})
+            if self.tb:
+                self.tb.add_scalar(f"monitor/gain_db_qp{row['nominal_qp']}", row["gain_db"],
+                                   step)
 
     def close(self) -> None:
         if self.tb:

@@ -93,10 +93,11 @@ def make_datasets(config: TrainConfig):
     else:
         val_paths = []
         sequences = list_sequences(paths)
-        if len(sequences) >= 2:
-            train_ds, _ = split_by_sequence(paths, seed=config.seed,
-                                            full_ctus_only=config.full_ctus_only, **kw)
-            _, val_ds = split_by_sequence(paths, seed=config.seed, **kw)
+        if len(sequences) >= 2 or config.val_sequences:
+            split = {"seed": config.seed, "val_sequences": config.val_sequences}
+            train_ds, _ = split_by_sequence(paths, full_ctus_only=config.full_ctus_only,
+                                            **split, **kw)
+            _, val_ds = split_by_sequence(paths, **split, **kw)
             note = f"validation sequences (split by sequence): {', '.join(val_ds.sequences)}"
         else:
             train_ds = ShardDataset(paths, full_ctus_only=config.full_ctus_only, **kw)
@@ -147,11 +148,38 @@ class _StreamSampler(torch.utils.data.Sampler):
 
 
 def compute_loss(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor,
-                 kind: str = "mse") -> torch.Tensor:
-    """Mean MSE or L1 over the CTU's valid samples. All [B, 1, C, C], normalised by peak."""
+                 kind: str = "mse", weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean MSE or L1 over the CTU's valid samples. All [B, 1, C, C], normalised by peak;
+    `weight` [B] scales each patch's share (the per-QP weighting)."""
     err = (pred.float() - target) * valid
     per = err.square() if kind == "mse" else err.abs()
+    if weight is not None:
+        per = per * weight.view(-1, 1, 1, 1)
     return per.sum() / valid.sum().clamp_min(1.0)
+
+
+def qp_loss_weights(ds, kind: str = "mse", per_group: int = 64) -> dict[int, float]:
+    """Per nominal QP, 1 / (mean coding-error energy at that QP), scaled to average 1.
+
+    The error energy at QP 22 is several times smaller than at QP 37, so a plain mean loss
+    listens mostly to the high QPs; dividing by each QP's energy gives every QP the same say.
+    Energy: mean squared (MSE) or absolute (L1) residual over up to `per_group` patches per
+    (sequence, QP), taken at fixed positions (deterministic, so a resume measures the same).
+    """
+    names = np.array([shard.decode_name(s) for s in ds.meta["sequence"]])
+    qps = ds.meta["nominal_qp"].astype(int)
+    energy: dict[int, list[float]] = defaultdict(list)
+    for name in np.unique(names):
+        for qp in np.unique(qps[names == name]):
+            idx = np.nonzero((names == name) & (qps == qp))[0]
+            for i in idx[np.linspace(0, len(idx) - 1, min(per_group, len(idx))).astype(int)]:
+                item = ds[int(i)]
+                t, v = item["target"], item["valid"]
+                e = t.square() if kind == "mse" else t.abs()
+                energy[int(qp)].append(float((e * v).sum() / v.sum().clamp_min(1.0)))
+    inv = {qp: 1.0 / max(float(np.mean(v)), 1e-12) for qp, v in energy.items()}
+    mean_inv = float(np.mean(list(inv.values())))
+    return {qp: round(w / mean_inv, 6) for qp, w in sorted(inv.items())}
 
 
 def _autocast(device: torch.device, amp: bool):
@@ -304,6 +332,14 @@ def train_rdn(config: TrainConfig, run_dir: str | os.PathLike, *, resume: bool =
         torch.distributed.barrier()
 
     train_ds, val_ds, identity, note = make_datasets(config)
+    loss_weights = (qp_loss_weights(train_ds, config.loss)
+                    if config.qp_weighting == "energy" else None)
+    monitor_ds = None
+    if config.monitor:
+        from codecnn.datasets import ShardDataset
+
+        monitor_ds = ShardDataset(shard.shard_paths(list(config.monitor)),
+                                  planes=train_ds.planes)
     torch.manual_seed(config.seed)
     np.random.seed(config.seed % 2**32)
     net = build_model(config.preset, planes=train_ds.planes, **config.model_overrides)
@@ -353,7 +389,8 @@ def train_rdn(config: TrainConfig, run_dir: str | os.PathLike, *, resume: bool =
                                "warmup_steps": config.warmup_steps, "device": str(device),
                                "workers": config.loader_workers(device.type == "cuda"),
                                "world_size": world,
-                               "global_batch": config.batch_size * world},
+                               "global_batch": config.batch_size * world,
+                               "qp_loss_weights": loss_weights},
                   "data": identity, "val_note": note, "command": command or sys.argv,
                   "torch_version": torch.__version__, "codecnn_version": __version__}
         if not resume:
@@ -362,7 +399,8 @@ def train_rdn(config: TrainConfig, run_dir: str | os.PathLike, *, resume: bool =
             _write_json(run_dir / f"config.resume-{step}.json", record)
         with open(run_dir / "command.txt", "a") as f:
             f.write(" ".join(command or sys.argv) + "\n")
-    log = RunLog(run_dir, resume_step=step if resume else None) if writer else None
+    log = (RunLog(run_dir, resume_step=step if resume else None, monitor=monitor_ds is not None)
+           if writer else None)
     say = (lambda msg: tqdm.write(msg, file=sys.stderr)) if writer else (lambda msg: None)
     if note:
         say(f"train: {note}")
@@ -371,12 +409,13 @@ def train_rdn(config: TrainConfig, run_dir: str | os.PathLike, *, resume: bool =
     workers = config.loader_workers(pin)
     loader = torch.utils.data.DataLoader(
         train_ds, batch_size=config.batch_size, num_workers=workers, pin_memory=pin,
-        sampler=_StreamSampler(n=len(train_ds), batch=config.batch_size, seed=config.seed,
-                               rank=rank, world=world, start_step=step),
+        sampler=_make_sampler(config, train_ds, rank, world, step),
         persistent_workers=workers > 0, drop_last=True)
     val_loader = torch.utils.data.DataLoader(
         val_ds, batch_size=config.batch_size, num_workers=min(workers, 1),
         pin_memory=pin, shuffle=False)
+    monitor_loader = None if monitor_ds is None else torch.utils.data.DataLoader(
+        monitor_ds, batch_size=config.batch_size, num_workers=0, shuffle=False)
     border, peak = train_ds.border, train_ds.peak
 
     def checkpoint(path: Path, at: int) -> None:
@@ -395,6 +434,11 @@ def train_rdn(config: TrainConfig, run_dir: str | os.PathLike, *, resume: bool =
             gain = val_rows[-1]["gain_db"]
             per = "  ".join(f"QP{r['nominal_qp']} {r['gain_db']:+.3f}" for r in val_rows[:-1])
             say(f"step {at}: validation PSNR-Y gain {gain:+.4f} dB ({per})")
+            if monitor_ds is not None:
+                rows = evaluate(net, monitor_loader, peak, border, device, amp, channels_last)
+                log.monitor(at, time.perf_counter() - t_start, rows)
+                say(f"step {at}: monitor (never used to choose) PSNR-Y gain "
+                    f"{rows[-1]['gain_db']:+.4f} dB")
             if best_metric is None or gain > best_metric:
                 best_metric = gain
                 checkpoint(best_path, at)
@@ -422,7 +466,11 @@ def train_rdn(config: TrainConfig, run_dir: str | os.PathLike, *, resume: bool =
                 x = x.contiguous(memory_format=torch.channels_last)
             with _autocast(device, amp):
                 pred = train_model(x)
-            loss = compute_loss(pred, target, valid, config.loss)
+            weight = None
+            if loss_weights is not None:
+                weight = torch.tensor([loss_weights[int(q)] for q in batch["nominal_qp"]],
+                                      device=device)
+            loss = compute_loss(pred, target, valid, config.loss, weight)
             flag.fill_(0.0)
             flag += (~torch.isfinite(loss.detach())).float()
             if world > 1:
@@ -473,12 +521,32 @@ def train_rdn(config: TrainConfig, run_dir: str | os.PathLike, *, resume: bool =
     return summary
 
 
+def _make_sampler(config: TrainConfig, train_ds, rank: int, world: int,
+                  step: int) -> torch.utils.data.Sampler:
+    """The training draws of this process from `step` on (balanced or a plain stream)."""
+    if config.sampling == "stream":
+        return _StreamSampler(n=len(train_ds), batch=config.batch_size, seed=config.seed,
+                              rank=rank, world=world, start_step=step)
+    from codecnn.train.sampling import BalancedDraws, BalancedSampler
+
+    meta = train_ds.meta
+    names = np.array([shard.decode_name(s) for s in meta["sequence"]])
+    try:
+        table = BalancedDraws(names, meta["nominal_qp"].astype(int),
+                              np.stack([meta["valid_h"], meta["valid_w"]], axis=1),
+                              weights=config.source_weights, crop=config.crop,
+                              ctu_size=train_ds.ctu_size, dihedral=config.dihedral)
+    except ValueError as e:
+        raise CodecnnError(str(e)) from None
+    return BalancedSampler(table, config.batch_size, config.seed, rank, world, start_step=step)
+
+
 def _clear_run(run_dir: Path) -> None:
     """Remove what an earlier run left in RUN (only files this module writes)."""
     import shutil
 
-    for name in ("last.pt", "best.pt", "train.csv", "val.csv", "curves.png", "config.json",
-                 "command.txt"):
+    for name in ("last.pt", "best.pt", "train.csv", "val.csv", "monitor.csv", "curves.png",
+                 "config.json", "command.txt"):
         (run_dir / name).unlink(missing_ok=True)
     for p in run_dir.glob("config.resume-*.json"):
         p.unlink()
