@@ -425,6 +425,69 @@ def _pct(x) -> str:
 # --- end evaluate ---
 
 
+# --- zoo ---
+@main.group("zoo")
+def zoo_group() -> None:
+    """Shipped models: list them, read their cards, rebuild one from nothing."""
+
+
+@zoo_group.command("list")
+def zoo_list_cmd() -> None:
+    """The shipped models with their held-out BD-rate (use them as --model zoo:NAME)."""
+    from codecnn.zoo import list_zoo, read_card
+
+    names = list_zoo()
+    if not names:
+        click.echo("no shipped models")
+    for name in names:
+        card = read_card(name)
+        bd = (card.get("heldout") or {}).get("bd_rate_pchip")
+        click.echo(f"zoo:{name:<22} {_pct(bd):>9} BD-rate held out  "
+                   f"{card.get('kmac_per_pixel', 0):.1f} kMAC/px  {card.get('description', '')}")
+
+
+@zoo_group.command("card")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Print the JSON card.")
+def zoo_card_cmd(name, as_json) -> None:
+    """Print the model card of shipped model NAME."""
+    import json
+
+    from codecnn.zoo import read_card, resolve_model_path
+
+    if as_json:
+        click.echo(json.dumps(read_card(name), indent=2))
+        return
+    ref = name if name.startswith("zoo:") else f"zoo:{name}"
+    click.echo(resolve_model_path(ref).with_suffix(".md").read_text())
+
+
+@zoo_group.command("train")
+@click.argument("name")
+@click.option("--corpus", default="corpus", show_default=True,
+              help="Corpus root (built or completed here: codecnn corpus)")
+@click.option("-o", "--out", "--output", "out_dir", default="zoo_runs", show_default=True,
+              help="Where the run, the held-out report and the card go (OUT/NAME/)")
+@click.option("--steps", type=int, default=None, help="Override the recipe's steps")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda")
+@click.option("-j", "--jobs", type=int, default=2, show_default=True,
+              help="Parallel encodes while building the corpus")
+@click.option("--no-wallpapers", is_flag=True, help="Build the corpus without them")
+@click.option("--install", is_flag=True, help="Copy the model and card into codecnn/zoo/")
+def zoo_train_cmd(name, corpus, out_dir, steps, device, jobs, no_wallpapers, install) -> None:
+    """Rebuild shipped model NAME from nothing: corpus, training, held-out card.
+
+    Resumable: rerun the same command after an interruption.
+    """
+    from codecnn.zoo.recipes import rebuild
+
+    card = rebuild(name, corpus, out_dir, steps=steps, device=device, jobs=jobs,
+                   install=install, wallpapers=not no_wallpapers,
+                   command=["codecnn", *sys.argv[1:]], echo=click.echo)
+    click.echo(f"card: {card['files']['md']}")
+# --- end zoo ---
+
+
 # --- train ---
 # `codecnn summary` and `codecnn train`: thin wrappers over codecnn.models / codecnn.train.
 
@@ -520,6 +583,8 @@ def summary_cmd(model: str, planes: str, features, blocks, layers, growth, size:
               help="energy: divide each patch's loss by its QP's error energy (default none)")
 @click.option("--val-sequences", default=None,
               help="Validation sources, comma separated (default: a split by sequence)")
+@click.option("--in-memory", is_flag=True, default=None,
+              help="Hold the decompressed shards in memory (fast random draws)")
 @click.option("--monitor", multiple=True,
               help="Shards scored at each validation for the record, never to choose")
 @click.option("-o", "--output", "--out", "output", default=None, help="Run directory RUN.")
@@ -528,7 +593,7 @@ def summary_cmd(model: str, planes: str, features, blocks, layers, growth, size:
 def train_cmd(model: str, data, val, preset, planes, features, blocks, layers, growth, steps,
               until, batch_size, seed, lr, loss, val_every, amp, channels_last, compile_,
               workers, device, sampling, source_weights, crop, dihedral, qp_weighting,
-              val_sequences, monitor, output, resume, overwrite) -> None:
+              val_sequences, in_memory, monitor, output, resume, overwrite) -> None:
     """Train MODEL (rdn) on shards: codecnn train rdn --data DIR --steps N -o RUN."""
     import dataclasses
 
@@ -543,7 +608,7 @@ def train_cmd(model: str, data, val, preset, planes, features, blocks, layers, g
              "channels_last": channels_last, "compile": compile_, "workers": workers,
              "device": device, "sampling": sampling, "crop": crop, "dihedral": dihedral,
              "qp_weighting": qp_weighting, "val_sequences": _planes_option(val_sequences),
-             "monitor": tuple(monitor) or None,
+             "monitor": tuple(monitor) or None, "in_memory": in_memory,
              "source_weights": _weights_option(source_weights)}
     overrides = {"features": features, "blocks": blocks, "layers": layers, "growth": growth}
     if any(v is not None for v in overrides.values()):

@@ -15,8 +15,9 @@ def load_filter(path: str | Path, device: str = "cpu"):
     """
     from codecnn.evaluate.complexity import kmac_per_pixel, num_params
     from codecnn.models import load_model
+    from codecnn.zoo import resolve_model_path
 
-    path = Path(path)
+    path = resolve_model_path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such checkpoint")
     model, meta = load_model(path, map_location="cpu")

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from pathlib import Path
 from typing import Any
 
 from codecnn.errors import CodecnnError, DataError
@@ -92,11 +91,14 @@ def config_to_dict(config) -> dict[str, Any]:
 
 
 def read_checkpoint(path: str | os.PathLike, map_location: str = "cpu") -> dict[str, Any]:
-    """Load a checkpoint dict with weights_only=True; DataError naming the file if it is
+    """Load a checkpoint dict (a path or zoo:NAME) with weights_only=True; DataError naming
+    the file if it is
     missing, truncated, not a torch file or lacks model_name/model_config/model_state."""
     import torch
 
-    path = Path(path)
+    from codecnn.zoo import resolve_model_path
+
+    path = resolve_model_path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such checkpoint file")
     try:

@@ -54,6 +54,7 @@ class TrainConfig:
     qp_weighting: str = "none"
     val_sequences: tuple[str, ...] | None = None  # validation sources (split by sequence)
     monitor: tuple[str, ...] | None = None  # shards scored at each validation, never to choose
+    in_memory: bool = False  # hold the decompressed shards in memory (fast random draws)
 
     def __post_init__(self) -> None:
         if self.sampling not in SAMPLINGS:

@@ -80,7 +80,7 @@ def make_datasets(config: TrainConfig):
     from codecnn.datasets import ShardDataset, list_sequences, split_by_sequence
 
     paths = shard.shard_paths(list(config.data))
-    kw = {"planes": config.planes}
+    kw = {"planes": config.planes, "in_memory": config.in_memory}
     note = ""
     if config.val:
         val_paths = shard.shard_paths(list(config.val))
@@ -338,8 +338,8 @@ def train_rdn(config: TrainConfig, run_dir: str | os.PathLike, *, resume: bool =
     if config.monitor:
         from codecnn.datasets import ShardDataset
 
-        monitor_ds = ShardDataset(shard.shard_paths(list(config.monitor)),
-                                  planes=train_ds.planes)
+        monitor_ds = monitor_subset(ShardDataset(shard.shard_paths(list(config.monitor)),
+                                                 planes=train_ds.planes))
     torch.manual_seed(config.seed)
     np.random.seed(config.seed % 2**32)
     net = build_model(config.preset, planes=train_ds.planes, **config.model_overrides)
@@ -519,6 +519,19 @@ def train_rdn(config: TrainConfig, run_dir: str | os.PathLike, *, resume: bool =
                "patches_per_s": round((step - start_step) * config.batch_size * world
                                       / max(seconds, 1e-9), 2)}
     return summary
+
+
+def monitor_subset(ds, per_group: int = 64) -> torch.utils.data.Subset:
+    """At most `per_group` patches per (sequence, QP), evenly spaced in storage order: a fixed
+    sample of a large held-out set that scores in seconds."""
+    names = np.array([shard.decode_name(s) for s in ds.meta["sequence"]])
+    qps = ds.meta["nominal_qp"].astype(int)
+    keep: list[int] = []
+    for name in np.unique(names):
+        for qp in np.unique(qps[names == name]):
+            idx = np.nonzero((names == name) & (qps == qp))[0]
+            keep += idx[np.linspace(0, len(idx) - 1, min(per_group, len(idx))).astype(int)].tolist()
+    return torch.utils.data.Subset(ds, sorted(set(keep)))
 
 
 def _make_sampler(config: TrainConfig, train_ds, rank: int, world: int,
