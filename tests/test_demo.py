@@ -22,8 +22,15 @@ def _check_common(out, results):
     assert (out / "run" / "last.pt").is_file()
     report = json.loads((out / "report" / "report.json").read_text())
     sequences = {r["source"] for r in report["results"]}
-    assert sequences == {"bbb320"}  # evaluated on the held-out clip only
+    assert sequences == {"bigbuckbunny"}  # evaluated on the held-out clip only
     assert (out / "report" / "report.md").is_file()
+    # the shipped model is evaluated on the same held-out clip, and one summary shows both
+    summary = (out / "summary.md").read_text()
+    assert "demo run" in summary and (out / "summary.png").is_file()
+    if "zoo" in results:
+        zoo = json.loads((out / "report_zoo" / "report.json").read_text())
+        assert {r["source"] for r in zoo["results"]} == {"bigbuckbunny"}
+        assert "(shipped)" in summary
     assert (out / "analysis" / "correlation.json").is_file()
 
 

@@ -45,7 +45,8 @@ def run_encode_stage(out_dir: str | os.PathLike, frames: int = 8, qps=DEMO_QPS,
                      sources=DEMO_SOURCES, subdir: str | None = None) -> dict[str, Any]:
     """Encode the demo samples; print and return a table of bitrate and PSNR-Y per QP.
 
-    sources: (sample name, scale (w, h) or None, coded name) triples; preset None takes the
+    sources: (sample name, scale (w, h) or None, coded name[, FFmpeg select expression over
+    the sample's frame numbers]) tuples; preset None takes the
     codec's fastest ("faster" for VVenC, "medium" for x265). Writes
     OUT/<subdir or "coded">/<source>/... (see codecnn.codec.encode) and .../rd.{md,png}.
     Returns {"manifests": [manifest paths], "rows": [QpSummary], "table": markdown str}.
@@ -57,10 +58,11 @@ def run_encode_stage(out_dir: str | os.PathLike, frames: int = 8, qps=DEMO_QPS,
     preset = preset or {"vvc": "faster", "hevc": "medium"}.get(codec)
     coded = Path(out_dir) / (subdir or "coded")
     manifests, rows = [], []
-    for sample, scale, name in sources:
+    for sample, scale, name, *select in sources:
         _, _, path = find_sample(sample)
         seqs = encode_sequence(path, qps, config, frames, coded, codec=codec, preset=preset,
-                               scale=scale, name=name, jobs=jobs, ffmpeg=ffmpeg, overwrite=True)
+                               scale=scale, name=name, select=select[0] if select else None,
+                               jobs=jobs, ffmpeg=ffmpeg, overwrite=True)
         for s in seqs:
             manifests.append(coded / name / f"qp{s.qp}" / "manifest.json")
             rows.append(summarize(s))

@@ -44,7 +44,19 @@ def set_rng_state(state: dict[str, Any]) -> None:
     np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+        for index, cuda_state in cuda_states_to_restore(state["cuda"],
+                                                        torch.cuda.device_count()):
+            torch.cuda.set_rng_state(cuda_state, index)
+
+
+def cuda_states_to_restore(saved: list, visible: int) -> list[tuple[int, Any]]:
+    """(device index, state) pairs for the GPUs visible now.
+
+    A checkpoint holds one CUDA RNG state per GPU visible when it was written; a resume may
+    see fewer (another node, CUDA_VISIBLE_DEVICES), where restoring all of them would fail.
+    Training draws nothing from the CUDA generators, so the extra states are not needed.
+    """
+    return list(enumerate(saved[:max(0, visible)]))
 
 
 def all_finite(state_dict: dict[str, torch.Tensor]) -> bool:

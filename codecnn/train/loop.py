@@ -272,10 +272,10 @@ def _setup(config: TrainConfig) -> tuple[int, int, torch.device]:
         want = "cuda" if torch.cuda.is_available() else "cpu"
     if want.startswith("cuda") and not torch.cuda.is_available():
         raise CodecnnError(f"device {config.device!r} asked for, but CUDA is not available")
-    if want == "cuda":
-        device = torch.device("cuda", local if world > 1 else 0)
+    if want.startswith("cuda"):
+        device = cuda_device(want, world, local)
         torch.cuda.set_device(device)
-        torch.backends.cudnn.benchmark = True  # fixed 132×132 patches: pick the fastest conv
+        torch.backends.cudnn.benchmark = True  # fixed patch sizes: pick the fastest conv
     else:
         device = torch.device(want)
     if world > 1:
@@ -287,6 +287,37 @@ def _setup(config: TrainConfig) -> tuple[int, int, torch.device]:
             dist.init_process_group("nccl" if device.type == "cuda" else "gloo",
                                     timeout=datetime.timedelta(hours=2))
     return rank, world, device
+
+
+def cuda_device(want: str, world: int, local_rank: int) -> torch.device:
+    """The GPU of this process: `cuda:N` alone, LOCAL_RANK's GPU under torchrun.
+
+    Under torchrun every rank must get its own GPU, so an explicit index other than the
+    rank's own is refused rather than putting every rank on the same GPU.
+    """
+    asked = torch.device(want)
+    if world <= 1:
+        return torch.device("cuda", asked.index or 0)
+    if asked.index is not None and asked.index != local_rank:
+        raise CodecnnError(f"--device {want} under torchrun: each rank takes cuda:LOCAL_RANK "
+                           f"(this rank: cuda:{local_rank}); give --device cuda")
+    return torch.device("cuda", local_rank)
+
+
+def check_world_size(run_dir: Path, world: int) -> None:
+    """Refuse to resume a run with another number of processes than it started with: the
+    global batch (batch × processes) and each rank's share of the draws depend on it."""
+    try:
+        record = json.loads((run_dir / "config.json").read_text())
+        started = int(record["resolved"]["world_size"])
+        batch = int(record["train_config"]["batch_size"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return  # runs recorded before the world size was written: nothing to compare
+    if started != world:
+        raise CodecnnError(
+            f"{run_dir}: was trained with {started} process(es) (global batch "
+            f"{batch * started}); resuming with {world} would change the global batch and "
+            f"the data each rank draws: resume with {started} process(es)")
 
 
 def _write_json(path: Path, obj: Any) -> None:
@@ -322,6 +353,7 @@ def train_rdn(config: TrainConfig, run_dir: str | os.PathLike, *, resume: bool =
     if resume:
         if not last_path.is_file():
             raise DataError(f"{run_dir}: nothing to resume (no last.pt)")
+        check_world_size(run_dir, world)
     elif run_dir.exists() and any(run_dir.iterdir()) and not overwrite:
         raise CodecnnError(f"{run_dir}: exists and is not empty; use --resume {run_dir} to "
                            f"continue it or --overwrite to start again")
@@ -454,6 +486,7 @@ def train_rdn(config: TrainConfig, run_dir: str | os.PathLike, *, resume: bool =
     bar = tqdm(total=stop_at, initial=step, desc="train", unit="step", dynamic_ncols=True,
                disable=None if (writer and progress) else True, file=sys.stderr)
     flag = torch.zeros(1, device=device)
+    check_every = 1 if device.type == "cpu" else config.log_every
     train_model.train()
     try:
         it = iter(loader)
@@ -471,15 +504,26 @@ def train_rdn(config: TrainConfig, run_dir: str | os.PathLike, *, resume: bool =
                 weight = torch.tensor([loss_weights[int(q)] for q in batch["nominal_qp"]],
                                       device=device)
             loss = compute_loss(pred, target, valid, config.loss, weight)
-            flag.fill_(0.0)
             flag += (~torch.isfinite(loss.detach())).float()
-            if world > 1:
-                torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
-            if flag.item() > 0:
+            # On the CPU the check is free: stop before a non-finite loss touches the
+            # weights. On a GPU, reading the flag waits for the step to finish, so it is read
+            # every log_every steps and before every checkpoint; checkpoints refuse
+            # non-finite weights, so last.pt always holds the last good step.
+            if (step + 1) % check_every == 0 or (step + 1) % config.val_every == 0 \
+                    or step + 1 == stop_at:
+                if world > 1:
+                    torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+                bad = flag.item() > 0
+            else:
+                bad = False
+            if bad:
                 kept = (f"{last_path} keeps step {last_saved}, the last good checkpoint"
                         if last_saved is not None else "no checkpoint had been written yet")
-                raise NonFiniteLoss(f"{run_dir}: training loss is {loss.item()} at step "
-                                    f"{step + 1}; stopped before updating the weights; {kept}")
+                when = ("stopped before updating the weights" if check_every == 1 else
+                        f"found at the check of step {step + 1} (checked every "
+                        f"{check_every} steps on {device.type})")
+                raise NonFiniteLoss(f"{run_dir}: training loss is not finite at step "
+                                    f"{step + 1} ({loss.item()}); {when}; {kept}")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if config.grad_clip > 0:
