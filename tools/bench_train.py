@@ -39,7 +39,7 @@ CONFIGS = {
 
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
-        torch.cuda.synchronize()
+        torch.cuda.synchronize(device)  # this GPU, not the current one
 
 
 def train_rate(preset: str, cfg: dict, device: torch.device, batch: int, warmup: int,
