@@ -1,0 +1,79 @@
+"""The shipped models: they load as any checkpoint does, their cards are what `codecnn eval`
+measures, and the VVC model really filters content it never saw."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from conftest import assert_one_line_error, run_cli
+
+from codecnn.models import build_model, load_model
+from codecnn.zoo import ZOO_DIR, list_zoo, read_card, resolve_model_path
+
+VVC = "rdn-vvc-ai"
+HEVC = "rdn-hevc-ai-depth"
+
+
+def test_shipped_models_are_listed_small_and_load_with_weights_only():
+    assert VVC in list_zoo() and HEVC in list_zoo()
+    for name in (VVC, HEVC):
+        files = [ZOO_DIR / f"{name}{s}" for s in (".pt", ".json", ".md", ".png")]
+        assert sum(f.stat().st_size for f in files) < 2_000_000
+        ckpt = torch.load(files[0], weights_only=True)
+        assert set(ckpt) >= {"model_name", "model_config", "model_state"}
+        assert "optimizer_state" not in ckpt  # weights only, nothing of the training state
+        model, meta = load_model(f"zoo:{name}")
+        card = read_card(name)
+        assert list(model.config.planes) == card["planes"]
+        assert meta["model_config"] == card["model_config"]
+        for key in ("recipe", "corpus", "training", "heldout", "kmac_per_pixel", "params"):
+            assert key in card, key
+        assert card["recipe"]["command"].startswith(f"codecnn zoo train {name}")
+        assert card["heldout"]["bd_rate_pchip"] is not None
+    assert read_card(HEVC)["planes"] == ["rec", "qp", "depth"]
+
+
+def test_zoo_commands(cli):
+    listed = cli("zoo", "list", check=True).stdout
+    assert f"zoo:{VVC}" in listed and "BD-rate" in listed
+    card = cli("zoo", "card", VVC, check=True).stdout
+    assert card.startswith(f"# zoo:{VVC}") and "held-out BD-rate" in card
+    assert json.loads(cli("zoo", "card", VVC, "--json", check=True).stdout)["name"] == VVC
+    summary = cli("summary", f"zoo:{VVC}", "--json", check=True).stdout
+    assert json.loads(summary)["params"] == read_card(VVC)["params"]
+    assert_one_line_error(cli("zoo", "card", "nope"), "zoo:nope: no such shipped model")
+    assert_one_line_error(cli("eval", "--model", "zoo:nope", "--data", "x", "-o", "y"),
+                          "zoo:nope")
+    with pytest.raises(Exception, match="no such shipped model"):
+        resolve_model_path("zoo:nope")
+
+
+def _card_point(name: str, source: str, qp: int) -> dict:
+    return read_card(name)["heldout"]["sequences"][source]["per_qp"][str(qp)]
+
+
+def test_eval_reproduces_the_card_and_beats_the_identity(tmp_path, cli):
+    """chelsea (held out) coded at QP 37 as the corpus codes it: `codecnn eval` with the
+    shipped model gives the card's numbers, and a gain an untrained (identity) model lacks."""
+    cli("corpus", "-o", tmp_path / "c", "--only", "chelsea", "--qp", "37", "--no-wallpapers",
+        check=True)
+    coded = tmp_path / "c" / "vvc-ai" / "coded" / "chelsea"
+    cli("eval", "--model", f"zoo:{VVC}", "--manifest", coded, "--switch", "ctu",
+        "-o", tmp_path / "rep", check=True)
+    got = json.loads((tmp_path / "rep" / "report.json").read_text())["results"][0]
+    want = _card_point(VVC, "chelsea", 37)
+    assert got["psnr_rec"] == pytest.approx(want["psnr_rec"], abs=1e-3)  # the same encode
+    assert got["gain"] == pytest.approx(want["gain_db"], abs=0.005)
+    assert got["gain"] > 0.02  # a real gain on a picture it never saw
+    assert got["switch"]["gain"] >= got["gain"] - 1e-9
+    # The same check fails for an untrained model: the zero tail is the identity filter.
+    identity = build_model("rdn-cpu", planes=("rec", "qp"))
+    torch.save({"model_name": "rdn", "model_config": read_card(VVC)["model_config"],
+                "model_state": identity.state_dict(), "data": {"bit_depth": 10}},
+               tmp_path / "identity.pt")
+    cli("eval", "--model", tmp_path / "identity.pt", "--manifest", coded, "-o",
+        tmp_path / "rep0", check=True)
+    zero = json.loads((tmp_path / "rep0" / "report.json").read_text())["results"][0]
+    assert zero["gain"] == 0.0
