@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 DEMO   ?= demo_out
 
-.PHONY: demo test lint bench clean venv
+.PHONY: demo test lint bench clean venv zoo gpu-check
 
 venv: $(VENV)/.installed
 
@@ -27,8 +27,19 @@ test: venv
 bench: venv
 	for b in codec extract train infer satd hevc_maps; do $(PY) tools/bench_$$b.py || exit 1; done
 
+# Rebuild the shipped models from nothing (corpus, training, cards) and install them into
+# codecnn/zoo/: about 2 h 45 min on 2 CPU cores. CORPUS and ZOO_RUNS may point elsewhere.
+CORPUS   ?= corpus
+ZOO_RUNS ?= zoo_runs
+zoo: venv
+	$(VENV)/bin/codecnn zoo train rdn-vvc-ai --corpus $(CORPUS) -o $(ZOO_RUNS) --install
+	$(VENV)/bin/codecnn zoo train rdn-hevc-ai-depth --corpus $(CORPUS) -o $(ZOO_RUNS) --install
+
+gpu-check:
+	bash tools/gpu_check.sh
+
 lint: venv
 	$(VENV)/bin/ruff check .
 
 clean:
-	rm -rf $(VENV) $(DEMO) build *.egg-info
+	rm -rf $(VENV) $(DEMO) build *.egg-info gpu_check_out
