@@ -45,7 +45,7 @@ def shards(tmp_path_factory):
 def tiny_config(shards, **kw) -> TrainConfig:
     base = {"data": (str(shards),), "preset": "rdn-s", "model_overrides": TINY, "steps": 6,
             "batch_size": 4, "seed": 1, "lr": 2e-3, "warmup": 2, "val_every": 3,
-            "log_every": 1, "workers": 0, "device": "cpu"}
+            "log_every": 1, "workers": 0, "device": "cpu", "sampling": "stream"}
     base.update(kw)
     return TrainConfig(**base)
 

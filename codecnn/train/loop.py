@@ -522,8 +522,8 @@ def train_rdn(config: TrainConfig, run_dir: str | os.PathLike, *, resume: bool =
                 when = ("stopped before updating the weights" if check_every == 1 else
                         f"found at the check of step {step + 1} (checked every "
                         f"{check_every} steps on {device.type})")
-                raise NonFiniteLoss(f"{run_dir}: training loss is not finite at step "
-                                    f"{step + 1} ({loss.item()}); {when}; {kept}")
+                raise NonFiniteLoss(f"{run_dir}: training loss is {loss.item()} at step "
+                                    f"{step + 1}; {when}; {kept}")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if config.grad_clip > 0:
