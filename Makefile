@@ -17,7 +17,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 demo: venv
-	$(VENV)/bin/codecnn demo -o $(DEMO)
+	$(VENV)/bin/codecnn demo -o $(DEMO) --overwrite
 
 test: venv
 	$(VENV)/bin/ruff check .

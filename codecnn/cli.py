@@ -140,11 +140,14 @@ def samples(export, out_dir, frames, bit_depth, ffmpeg, overwrite):
 @click.option("--full", is_flag=True,
               help="The larger run (more frames, full-size samples, rdn-s): for a GPU")
 @click.option("--ffmpeg", default=None, help="FFmpeg binary")
-def demo(out_dir, codec, device, full, ffmpeg):
-    """Run the whole flow on the shipped sample content: encode, extract, train, eval, analyze."""
+@click.option("--overwrite", is_flag=True, help="Replace an existing demo output directory")
+def demo(out_dir, codec, device, full, ffmpeg, overwrite):
+    """Run the whole flow on the shipped sample content: encode, the shipped model, extract,
+    train, eval, analyze."""
     from codecnn.demo import run_demo
 
-    run_demo(out_dir, codec=codec, device=device, full=full, ffmpeg=ffmpeg, echo=click.echo)
+    run_demo(out_dir, codec=codec, device=device, full=full, ffmpeg=ffmpeg, echo=click.echo,
+             overwrite=overwrite)
 
 
 @main.command("corpus")
@@ -558,13 +561,16 @@ def summary_cmd(model: str, planes: str, features, blocks, layers, growth, size:
 @click.option("--blocks", type=int, default=None, help="Override the preset's RDB count.")
 @click.option("--layers", type=int, default=None, help="Override the layers per RDB.")
 @click.option("--growth", type=int, default=None, help="Override the growth rate.")
-@click.option("--steps", type=int, default=None, help="Total optimizer steps of the run.")
+@click.option("--steps", type=int, default=None,
+              help="Total optimizer steps of the run (default 1000).")
 @click.option("--until", type=int, default=None, help="Stop this invocation at this step.")
-@click.option("--batch-size", type=int, default=None, help="Patches per step and process.")
-@click.option("--seed", type=int, default=None)
-@click.option("--lr", type=float, default=None, help="Peak learning rate (AdamW).")
+@click.option("--batch-size", type=int, default=None,
+              help="Patches per step and process (default 16).")
+@click.option("--seed", type=int, default=None, help="Seed of weights and draws (default 0).")
+@click.option("--lr", type=float, default=None, help="Peak learning rate (AdamW; default 5e-4).")
 @click.option("--loss", type=click.Choice(["mse", "l1"]), default=None)
-@click.option("--val-every", type=int, default=None, help="Validate + checkpoint every K steps.")
+@click.option("--val-every", type=int, default=None,
+              help="Validate + checkpoint every K steps (default 500).")
 @click.option("--amp", type=click.Choice(["auto", "bf16", "off"]), default=None)
 @click.option("--channels-last/--no-channels-last", default=None)
 @click.option("--compile/--no-compile", "compile_", default=None, help="torch.compile.")

@@ -37,7 +37,8 @@ def _stage(echo, n: int, name: str) -> float:
 
 def run_demo(out_dir: str | os.PathLike, codec: str = "vvc", device: str = "cpu",
              full: bool = False, ffmpeg: str | os.PathLike | None = None,
-             echo=print, frames: int | None = None, steps: int | None = None) -> dict[str, Any]:
+             echo=print, frames: int | None = None, steps: int | None = None,
+             overwrite: bool = False) -> dict[str, Any]:
     """Run every demo stage into `out_dir`; returns each stage's summary by name.
 
     frames/steps override the frames coded per source and the training steps (the tests run
@@ -45,11 +46,17 @@ def run_demo(out_dir: str | os.PathLike, codec: str = "vvc", device: str = "cpu"
     """
     from codecnn.analysis.correlation import run_correlation_stage
     from codecnn.codec.stage import run_encode_stage
+    from codecnn.errors import CodecnnError
     from codecnn.evaluate import run_eval_stage
+    from codecnn.evaluate.api import pick_device
     from codecnn.extract.run import run_extract_stage
     from codecnn.train.demo import run_train_stage
 
+    pick_device(device)  # a missing GPU is an error before any work, not after the encodes
     out = Path(out_dir)
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise CodecnnError(f"{out}: exists and is not empty (an earlier demo?); give another "
+                           f"-o or --overwrite to replace it")
     out.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
     frames = frames or (32 if full else 8)
