@@ -88,9 +88,10 @@ def _qps(first: tuple[str, ...], rest: tuple[str, ...]) -> list[int]:
 @click.option("-o", "--out", "--output", "out_dir", required=True, help="Output directory")
 def encode(input, more_qps, qp, config, frames, preset, codec, size, bit_depth, chroma, fps,
            crop, scale, name, intra_period, jobs, ffmpeg, overwrite, out_dir):
-    """Encode INPUT (video, image or raw .yuv) at fixed QPs; decode; write manifests.
+    """Encode INPUT (video, image, raw .yuv, or the name of a shipped sample) at fixed QPs;
+    decode; write manifests.
 
-    Example: codecnn encode carphone.mp4 --qp 22 27 32 37 --config ai --frames 8 -o coded
+    Example: codecnn encode carphone_pristine --qp 22 27 32 37 --config ai --frames 8 -o coded
     """
     from codecnn.codec.encode import encode_sequence, format_table, summarize
     from codecnn.io.yuv import parse_size

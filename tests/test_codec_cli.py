@@ -95,3 +95,14 @@ def test_encode_bad_input_is_one_line(tmp_path, monkeypatch, fake_ffmpeg, case):
     proc = run_cli("encode", *args, "--qp", "32", "--frames", "1", "-o", out)
     assert_one_line_error(proc, *frags)
     assert not any(p.name.endswith(".tmp") for p in tmp_path.rglob("*"))
+
+
+def test_encode_takes_a_sample_name(tmp_path, cli):
+    """`codecnn encode bikes`-style inputs: a name that `codecnn samples` lists is enough."""
+    proc = cli("encode", "carphone_pristine", "--qp", "37", "--frames", "1", "-o", tmp_path,
+               check=True)
+    assert "| carphone_pristine | 37 |" in proc.stdout
+    assert (tmp_path / "carphone_pristine" / "qp37" / "manifest.json").is_file()
+    missing = cli("encode", "no_such_sample", "--qp", "37", "-o", tmp_path)
+    assert missing.returncode != 0 and "no such file" in missing.stderr
+    assert "codecnn samples" in missing.stderr

@@ -7,7 +7,7 @@ import json
 
 import pytest
 import torch
-from conftest import assert_one_line_error, run_cli
+from conftest import assert_one_line_error
 
 from codecnn.models import build_model, load_model
 from codecnn.zoo import ZOO_DIR, list_zoo, read_card, resolve_model_path

@@ -160,7 +160,8 @@ def prepare_original(input_path: str | os.PathLike, dst: str | os.PathLike, ff: 
     path = Path(input_path)
     dst = Path(dst)
     if not path.exists():
-        raise DataError(f"{path}: no such file")
+        raise DataError(f"{path}: no such file (nor the name of a shipped sample: see "
+                        "`codecnn samples`)")
     if path.is_dir():
         raise DataError(f"{path}: is a directory, not a video, image or YUV file")
     if frames is not None and frames < 1:
@@ -288,6 +289,20 @@ def encode_qp(ff: FFmpeg, codec: CodecSpec, original: Original, source: str, qp:
     return seq
 
 
+def resolve_input(input_path: str | os.PathLike) -> str | os.PathLike:
+    """A file path as given, or, where no such file exists and the name is that of a shipped
+    sample (`codecnn samples`: bikes, carphone_pristine, astronaut, ...), that sample's file."""
+    text = str(input_path)
+    if Path(text).exists() or os.sep in text or Path(text).suffix:
+        return input_path
+    from codecnn.codec.samples import find_sample
+
+    try:
+        return find_sample(text)[2]
+    except DataError:
+        return input_path  # reported as a missing file by prepare_original
+
+
 def _cpus() -> int:
     try:
         return len(os.sched_getaffinity(0))
@@ -333,6 +348,7 @@ def encode_sequence(
         overwrite: replace existing per-QP outputs (otherwise they are an error).
     Returns: the CodedSequence of each QP, ascending QP. Writes the layout in the module doc.
     """
+    input_path = resolve_input(input_path)
     spec = get_codec(codec)
     if config not in ("ai", "ra"):
         raise CodecError(f"config must be ai or ra, got {config!r}")
