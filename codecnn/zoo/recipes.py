@@ -58,7 +58,7 @@ RECIPES: dict[str, Recipe] = {
         description="HEVC All Intra luma filter with real CU depth from libde265 "
                     "(rec + qp + depth planes)",
         codec="hevc", config="ai",
-        train={**_CPU_RECIPE, "planes": ("rec", "qp", "depth"), "steps": 8000,
+        train={**_CPU_RECIPE, "planes": ("rec", "qp", "depth"), "steps": 6000,
                "val_sequences": ("Kite", "coffee", "gravel")},
     ),
 }
