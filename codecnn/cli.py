@@ -586,8 +586,9 @@ def summary_cmd(model: str, planes: str, features, blocks, layers, growth, size:
               help="Train on N×N windows (+ border) of the CTUs; validation: whole CTUs")
 @click.option("--dihedral/--no-dihedral", default=None,
               help="Draw one of the 8 rotations/flips per patch (default on)")
-@click.option("--qp-weighting", type=click.Choice(["energy", "none"]), default=None,
-              help="energy: divide each patch's loss by its QP's error energy (default none)")
+@click.option("--qp-weighting", type=click.Choice(["energy", "sqrt", "none"]), default=None,
+              help="energy: divide each patch's loss by its QP's error energy; sqrt: by its "
+              "square root (default none)")
 @click.option("--val-sequences", default=None,
               help="Validation sources, comma separated (default: a split by sequence)")
 @click.option("--in-memory", is_flag=True, default=None,

@@ -10,7 +10,7 @@ from typing import Any
 LOSSES = ("mse", "l1")
 AMP_MODES = ("auto", "bf16", "off")
 SAMPLINGS = ("balanced", "stream")
-QP_WEIGHTINGS = ("energy", "none")
+QP_WEIGHTINGS = ("energy", "sqrt", "none")
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,8 @@ class TrainConfig:
     crop: int | None = None  # train on crop×crop windows (+ border); validation: whole CTUs
     dihedral: bool = True  # one of the 8 symmetries per draw (balanced sampling only)
     # "energy": each patch's loss is divided by its QP's mean coding-error energy (measured
-    # on the training data), so QP 22 counts as much as QP 37; "none": plain mean.
+    # on the training data), so QP 22 counts as much as QP 37; "sqrt": by its square root,
+    # half-way (in the log) between that and "none", the plain mean.
     qp_weighting: str = "none"
     val_sequences: tuple[str, ...] | None = None  # validation sources (split by sequence)
     monitor: tuple[str, ...] | None = None  # shards scored at each validation, never to choose

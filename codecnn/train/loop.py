@@ -158,8 +158,9 @@ def compute_loss(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor,
     return per.sum() / valid.sum().clamp_min(1.0)
 
 
-def qp_loss_weights(ds, kind: str = "mse", per_group: int = 64) -> dict[int, float]:
-    """Per nominal QP, 1 / (mean coding-error energy at that QP), scaled to average 1.
+def qp_loss_weights(ds, kind: str = "mse", per_group: int = 64,
+                    power: float = 1.0) -> dict[int, float]:
+    """Per nominal QP, 1 / (mean coding-error energy at that QP)^power, scaled to average 1.
 
     The error energy at QP 22 is several times smaller than at QP 37, so a plain mean loss
     listens mostly to the high QPs; dividing by each QP's energy gives every QP the same say.
@@ -177,7 +178,7 @@ def qp_loss_weights(ds, kind: str = "mse", per_group: int = 64) -> dict[int, flo
                 t, v = item["target"], item["valid"]
                 e = t.square() if kind == "mse" else t.abs()
                 energy[int(qp)].append(float((e * v).sum() / v.sum().clamp_min(1.0)))
-    inv = {qp: 1.0 / max(float(np.mean(v)), 1e-12) for qp, v in energy.items()}
+    inv = {qp: max(float(np.mean(v)), 1e-12) ** -power for qp, v in energy.items()}
     mean_inv = float(np.mean(list(inv.values())))
     return {qp: round(w / mean_inv, 6) for qp, w in sorted(inv.items())}
 
@@ -364,8 +365,10 @@ def train_rdn(config: TrainConfig, run_dir: str | os.PathLike, *, resume: bool =
         torch.distributed.barrier()
 
     train_ds, val_ds, identity, note = make_datasets(config)
-    loss_weights = (qp_loss_weights(train_ds, config.loss)
-                    if config.qp_weighting == "energy" else None)
+    loss_weights = None
+    if config.qp_weighting != "none":
+        loss_weights = qp_loss_weights(train_ds, config.loss,
+                                       power=0.5 if config.qp_weighting == "sqrt" else 1.0)
     monitor_ds = None
     if config.monitor:
         from codecnn.datasets import ShardDataset
