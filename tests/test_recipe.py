@@ -103,6 +103,9 @@ def test_qp_weights_equalise_the_error_energy(shards):
     assert energy[22] < energy[37] / 3  # the premise: QP 22's error is much smaller
     # weight × energy is the same at both QPs (the sample is every patch here)
     assert w[22] * energy[22] == pytest.approx(w[37] * energy[37], rel=1e-4)
+    half = qp_loss_weights(ds, power=0.5)  # --qp-weighting sqrt
+    assert half[22] * energy[22] ** 0.5 == pytest.approx(half[37] * energy[37] ** 0.5, rel=1e-4)
+    assert 1 < half[22] / half[37] < w[22] / w[37]
 
 
 def test_head_runs_in_fp32_under_bf16_autocast():
