@@ -70,7 +70,8 @@ def machine() -> dict[str, Any]:
     except OSError:
         pass
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
-    return {"cpu": cpu, "cores": len(os.sched_getaffinity(0)), "gpu": gpu,
+    return {"cpu": cpu, "cores": len(os.sched_getaffinity(0)),
+            "torch_threads": torch.get_num_threads(), "gpu": gpu,
             "torch": torch.__version__, "python": platform.python_version()}
 
 
@@ -240,7 +241,8 @@ def card_markdown(card: dict[str, Any]) -> str:
         f"**{pct(h['switch_bd_rate_pchip'])}** with CTU switching "
         f"(target {TARGET_BD_RATE:+.1f} %)",
         f"- trained {t['steps']} steps (best validation at step {t['best_step']}) in "
-        f"{(t['wall_time_s'] or 0) / 60:.0f} min on {m['cpu']} ({m['cores']} cores"
+        f"{(t['wall_time_s'] or 0) / 60:.0f} min on {m['cpu']} ({m['cores']} cores, "
+        f"{m.get('torch_threads', m['cores'])} torch thread(s)"
         + (f", {m['gpu']}" if m["gpu"] else "") + f"), torch {m['torch']}",
         "",
         f"![held-out gain]({card['name']}.png)",
