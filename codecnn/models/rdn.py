@@ -137,9 +137,10 @@ class RDN(nn.Module):
         # The head runs in fp32 even under bf16 autocast: bf16 keeps 8 significant bits, so
         # a 10-bit sample of 512..1023 would move in steps of 4 code values, as large as the
         # coding error at low QPs. After the first convolutions the features carry the
-        # detail and the body can run in bf16.
+        # detail and the body can run in bf16. (A model whose weights were cast to bf16
+        # runs its head in bf16: that caller chose the precision.)
         with torch.autocast(x.device.type, enabled=False):
-            s = self.head(x.float())
+            s = self.head(x.to(self.head[0].weight.dtype))
         if self.down is not None:
             s = self.down(F.pixel_unshuffle(s, 2))
         h = s
