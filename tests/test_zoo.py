@@ -44,8 +44,7 @@ def test_zoo_commands(cli):
     summary = cli("summary", f"zoo:{VVC}", "--json", check=True).stdout
     assert json.loads(summary)["params"] == read_card(VVC)["params"]
     assert_one_line_error(cli("zoo", "card", "nope"), "zoo:nope: no such shipped model")
-    assert_one_line_error(cli("eval", "--model", "zoo:nope", "--data", "x", "-o", "y"),
-                          "zoo:nope")
+    assert_one_line_error(cli("summary", "zoo:nope"), "zoo:nope: no such shipped model")
     with pytest.raises(Exception, match="no such shipped model"):
         resolve_model_path("zoo:nope")
 
