@@ -19,7 +19,6 @@ import os
 import re
 import sys
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +34,7 @@ from codecnn.codec.ffmpeg import FFmpeg, encoder_version, find_ffmpeg, run
 from codecnn.codec.manifest import CodedSequence, save_manifest
 from codecnn.errors import CodecError, DataError, YuvFormatError
 from codecnn.io.atomic import temporary_sibling
+from codecnn.io.parallel import map_threads
 from codecnn.io.yuv import (
     YuvFormat,
     YuvWriter,
@@ -387,23 +387,11 @@ def encode_sequence(
     threads = max(1, _cpus() // jobs) if jobs > 1 else None
     from tqdm import tqdm
 
-    results: list[CodedSequence] = []
     bar = tqdm(total=len(qps), desc=f"encode {source} {config}", unit="QP", file=sys.stderr,
                disable=None if progress else True, leave=False)
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
-        futures = [pool.submit(encode_qp, ff, spec, original, source, qp, config, preset,
-                               src_dir / f"qp{qp}", versions, intra_period, threads)
-                   for qp in qps]
-        try:
-            for fut in as_completed(futures):
-                results.append(fut.result())
-                bar.update(1)
-        except BaseException:
-            for f in futures:
-                f.cancel()
-            raise
-        finally:
-            bar.close()
+    results = map_threads(lambda qp: encode_qp(ff, spec, original, source, qp, config, preset,
+                                               src_dir / f"qp{qp}", versions, intra_period,
+                                               threads), qps, jobs, bar)
     return sorted(results, key=lambda s: s.qp)
 
 

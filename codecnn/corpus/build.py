@@ -18,12 +18,12 @@ import os
 import sys
 import time
 from collections import defaultdict
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
 from codecnn.corpus.sources import CorpusSource, corpus_sources
 from codecnn.errors import CodecError
+from codecnn.io.parallel import map_threads
 
 CTC_QPS = (22, 27, 32, 37)
 DEFAULT_PRESETS = {"vvc": "faster", "hevc": "medium"}
@@ -83,22 +83,11 @@ def build_corpus(out_dir: str | os.PathLike, codec: str = "vvc", config: str = "
     root = corpus_dir(out_dir, codec, config)
     coded = root / "coded"
     t0 = time.perf_counter()
-    manifests: dict[str, list[Path]] = {}
     bar = tqdm(total=len(sources), desc=f"corpus {codec}-{config}: encode", unit="source",
                file=sys.stderr, disable=None if progress else True)
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
-        futures = {pool.submit(_encode_source, s, coded, tuple(qps), config, codec, preset,
-                               ffmpeg): s for s in sources}
-        try:
-            for fut in as_completed(futures):
-                manifests[futures[fut].name] = fut.result()
-                bar.update(1)
-        except BaseException:
-            for f in futures:
-                f.cancel()
-            raise
-        finally:
-            bar.close()
+    found = map_threads(lambda s: _encode_source(s, coded, tuple(qps), config, codec, preset,
+                                                 ffmpeg), sources, jobs, bar)
+    manifests = {s.name: m for s, m in zip(sources, found, strict=True)}
     options = ExtractOptions(progress=False)
     shards: dict[str, list[str]] = {}
     for split in ("train", "heldout"):

@@ -167,17 +167,13 @@ def qp_loss_weights(ds, kind: str = "mse", per_group: int = 64,
     Energy: mean squared (MSE) or absolute (L1) residual over up to `per_group` patches per
     (sequence, QP), taken at fixed positions (deterministic, so a resume measures the same).
     """
-    names = np.array([shard.decode_name(s) for s in ds.meta["sequence"]])
-    qps = ds.meta["nominal_qp"].astype(int)
     energy: dict[int, list[float]] = defaultdict(list)
-    for name in np.unique(names):
-        for qp in np.unique(qps[names == name]):
-            idx = np.nonzero((names == name) & (qps == qp))[0]
-            for i in idx[np.linspace(0, len(idx) - 1, min(per_group, len(idx))).astype(int)]:
-                item = ds[int(i)]
-                t, v = item["target"], item["valid"]
-                e = t.square() if kind == "mse" else t.abs()
-                energy[int(qp)].append(float((e * v).sum() / v.sum().clamp_min(1.0)))
+    for qp, idx in _spread_per_group(ds, per_group):
+        for i in idx:
+            item = ds[int(i)]
+            t, v = item["target"], item["valid"]
+            e = t.square() if kind == "mse" else t.abs()
+            energy[qp].append(float((e * v).sum() / v.sum().clamp_min(1.0)))
     inv = {qp: max(float(np.mean(v)), 1e-12) ** -power for qp, v in energy.items()}
     mean_inv = float(np.mean(list(inv.values())))
     return {qp: round(w / mean_inv, 6) for qp, w in sorted(inv.items())}
@@ -571,14 +567,19 @@ def train_rdn(config: TrainConfig, run_dir: str | os.PathLike, *, resume: bool =
 def monitor_subset(ds, per_group: int = 64) -> torch.utils.data.Subset:
     """At most `per_group` patches per (sequence, QP), evenly spaced in storage order: a fixed
     sample of a large held-out set that scores in seconds."""
+    keep = {int(i) for _, idx in _spread_per_group(ds, per_group) for i in idx}
+    return torch.utils.data.Subset(ds, sorted(keep))
+
+
+def _spread_per_group(ds, per_group: int) -> Iterator[tuple[int, np.ndarray]]:
+    """(nominal QP, up to `per_group` patch indices evenly spaced in storage order) for each
+    (sequence, QP) of a ShardDataset: a fixed, deterministic sample."""
     names = np.array([shard.decode_name(s) for s in ds.meta["sequence"]])
     qps = ds.meta["nominal_qp"].astype(int)
-    keep: list[int] = []
     for name in np.unique(names):
         for qp in np.unique(qps[names == name]):
             idx = np.nonzero((names == name) & (qps == qp))[0]
-            keep += idx[np.linspace(0, len(idx) - 1, min(per_group, len(idx))).astype(int)].tolist()
-    return torch.utils.data.Subset(ds, sorted(set(keep)))
+            yield int(qp), idx[np.linspace(0, len(idx) - 1, min(per_group, len(idx))).astype(int)]
 
 
 def _make_sampler(config: TrainConfig, train_ds, rank: int, world: int,
