@@ -102,6 +102,7 @@ def rebuild(name: str, corpus: str | os.PathLike = "corpus",
     import time
 
     from codecnn.corpus import build_corpus, corpus_dir
+    from codecnn.io.atomic import atomic_output
     from codecnn.zoo import ZOO_DIR
 
     recipe = get_recipe(name)
@@ -128,7 +129,8 @@ def rebuild(name: str, corpus: str | os.PathLike = "corpus",
         for suffix in (".pt", ".json", ".md", ".png"):
             src = out / f"{name}{suffix}"
             if src.is_file():
-                shutil.copyfile(src, ZOO_DIR / src.name)
+                with atomic_output(ZOO_DIR / src.name) as tmp:
+                    shutil.copyfile(src, tmp)
         echo(f"installed {name} into {ZOO_DIR}")
     return card
 
