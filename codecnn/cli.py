@@ -552,6 +552,16 @@ def summary_cmd(model: str, planes: str, features, blocks, layers, growth, size:
         click.echo(format_summary(model, s))
 
 
+def _parent_architecture(path: str) -> dict:
+    """preset + model_overrides that rebuild the network of checkpoint `path` (its input
+    planes aside: those come from the shards or --planes)."""
+    from codecnn.models import read_checkpoint
+
+    parent = read_checkpoint(path)
+    cfg = {k: v for k, v in dict(parent["model_config"]).items() if k != "planes"}
+    return {"preset": parent["model_name"], "model_overrides": cfg}
+
+
 @main.command("train")
 @click.argument("model", type=click.Choice(["rdn"]))
 @click.option("--data", multiple=True, help="Shard file or directory (repeatable).")
@@ -595,13 +605,17 @@ def summary_cmd(model: str, planes: str, features, blocks, layers, growth, size:
               help="Hold the decompressed shards in memory (fast random draws)")
 @click.option("--monitor", multiple=True,
               help="Shards scored at each validation for the record, never to choose")
+@click.option("--init-from", default=None, metavar="CKPT",
+              help="Start from this checkpoint's (or zoo:NAME's) weights with a fresh "
+              "optimizer; its architecture unless --preset/--features... say otherwise")
 @click.option("-o", "--output", "--out", "output", default=None, help="Run directory RUN.")
 @click.option("--resume", default=None, help="Continue the run in this directory.")
 @click.option("--overwrite", is_flag=True, help="Start again in an existing RUN.")
 def train_cmd(model: str, data, val, preset, planes, features, blocks, layers, growth, steps,
               until, batch_size, seed, lr, loss, val_every, amp, channels_last, compile_,
               workers, device, sampling, source_weights, crop, dihedral, qp_weighting,
-              val_sequences, in_memory, monitor, output, resume, overwrite) -> None:
+              val_sequences, in_memory, monitor, init_from, output, resume,
+              overwrite) -> None:
     """Train MODEL (rdn) on shards: codecnn train rdn --data DIR --steps N -o RUN."""
     import dataclasses
 
@@ -617,10 +631,12 @@ def train_cmd(model: str, data, val, preset, planes, features, blocks, layers, g
              "device": device, "sampling": sampling, "crop": crop, "dihedral": dihedral,
              "qp_weighting": qp_weighting, "val_sequences": _planes_option(val_sequences),
              "monitor": tuple(monitor) or None, "in_memory": in_memory,
-             "source_weights": _weights_option(source_weights)}
+             "source_weights": _weights_option(source_weights), "init_from": init_from}
     overrides = {"features": features, "blocks": blocks, "layers": layers, "growth": growth}
     if any(v is not None for v in overrides.values()):
         given["model_overrides"] = {k: v for k, v in overrides.items() if v is not None}
+    elif init_from and preset is None and not resume:
+        given.update(_parent_architecture(init_from))
     given = {k: v for k, v in given.items() if v is not None}
     if resume:
         if output and output != resume:
@@ -631,7 +647,8 @@ def train_cmd(model: str, data, val, preset, planes, features, blocks, layers, g
         # stays fixed. --steps may grow (the cosine then stretches from here on); the
         # warm-up keeps the length it was resolved to when the run started.
         fixed = ("batch_size", "seed", "lr", "weight_decay", "loss", "warmup", "sampling",
-                 "source_weights", "crop", "dihedral", "qp_weighting", "val_sequences")
+                 "source_weights", "crop", "dihedral", "qp_weighting", "val_sequences",
+                 "init_from")
         changed = [k for k in fixed if k in given and given[k] != getattr(old, k)]
         if changed:
             raise CodecnnError(f"{resume}: --resume keeps the run's {', '.join(changed)} "

@@ -51,9 +51,22 @@ def code_vvc(src: Path, rec: Path, width: int, height: int, qp: int) -> None:
                     "-pix_fmt", "yuv420p10le", str(rec)], check=True, capture_output=True)
 
 
+def _depth_map(frames: np.ndarray) -> np.ndarray:
+    """A stand-in CU-depth plane (uint8 per pixel): deeper where an 8×8 block is busier, as
+    a real partition tends to be. Enough for tests of the depth plane's plumbing."""
+    n, h, w = frames.shape
+    blocks = frames[:, : h // 8 * 8, : w // 8 * 8].reshape(n, h // 8, 8, w // 8, 8)
+    busy = blocks.std(axis=(2, 4))
+    depth = np.clip(np.round(busy / 16), 0, 4).astype(np.uint8)
+    out = np.zeros((n, h, w), np.uint8)
+    out[:, : h // 8 * 8, : w // 8 * 8] = depth.repeat(8, 1).repeat(8, 2)
+    return out
+
+
 def make_shards(out_dir: Path, sequences=("astronaut", "coffee"), qps=(37,), width: int = 256,
-                height: int = 192, frames: int = 2) -> list[Path]:
-    """One shard per (sequence, QP) in out_dir: frames × ceil(w/128)·ceil(h/128) patches."""
+                height: int = 192, frames: int = 2, depth: bool = False) -> list[Path]:
+    """One shard per (sequence, QP) in out_dir: frames × ceil(w/128)·ceil(h/128) patches;
+    with `depth`, each also carries a stand-in depth plane (see _depth_map)."""
     from codecnn.extract.run import ExtractOptions, extract_yuv
 
     work = out_dir / "yuv"
@@ -61,12 +74,18 @@ def make_shards(out_dir: Path, sequences=("astronaut", "coffee"), qps=(37,), wid
     shards = []
     for name in sequences:
         src = work / f"{name}.yuv"
-        _write_yuv(src, _frames(name, width, height, frames))
+        pictures = _frames(name, width, height, frames)
+        _write_yuv(src, pictures)
+        depth_map = None
+        if depth:
+            depth_map = work / f"{name}_depth.u8"
+            depth_map.write_bytes(_depth_map(pictures).tobytes())
         for qp in qps:
             rec = work / f"{name}_qp{qp}_rec.yuv"
             code_vvc(src, rec, width, height, qp)
             out = out_dir / f"{name}_qp{qp}.h5"
             extract_yuv(rec, src, out, size=(width, height), bit_depth=10, qp=qp,
-                        sequence=name, options=ExtractOptions(progress=False))
+                        sequence=name, depth_map=depth_map,
+                        options=ExtractOptions(progress=False))
             shards.append(out)
     return shards

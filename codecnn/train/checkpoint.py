@@ -3,7 +3,8 @@
 A checkpoint is a dict of plain types and tensors (loadable with weights_only=True):
 model_name, model_config, model_state, optimizer_state, scheduler_state, step,
 rng (Python/NumPy/torch states as lists/tensors), data (identity), best_metric,
-codecnn_version, plus train_config.
+codecnn_version, plus train_config and init_from (the parent checkpoint a run started
+from: path, sha256, step, what was loaded; None for a run from scratch).
 """
 
 from __future__ import annotations
@@ -66,7 +67,8 @@ def all_finite(state_dict: dict[str, torch.Tensor]) -> bool:
 def save_checkpoint(path: str | os.PathLike, *, model_name: str, model_config: dict,
                     model: torch.nn.Module, optimizer, scheduler, step: int,
                     data: dict, best_metric: float | None,
-                    train_config: dict | None = None) -> Path:
+                    train_config: dict | None = None,
+                    init_from: dict | None = None) -> Path:
     """Write a checkpoint to `.NAME.<pid>.tmp` beside `path`, then rename it into place.
 
     Refuses (CodecnnError) to write weights that are not finite: a diverged model never
@@ -88,6 +90,7 @@ def save_checkpoint(path: str | os.PathLike, *, model_name: str, model_config: d
         "best_metric": best_metric,
         "codecnn_version": __version__,
         "train_config": train_config,
+        "init_from": init_from,
     }
     tmp = temporary_sibling(path)
     try:

@@ -56,6 +56,7 @@ class TrainConfig:
     val_sequences: tuple[str, ...] | None = None  # validation sources (split by sequence)
     monitor: tuple[str, ...] | None = None  # shards scored at each validation, never to choose
     in_memory: bool = False  # hold the decompressed shards in memory (fast random draws)
+    init_from: str | None = None  # start from this checkpoint's weights (fresh optimizer)
 
     def __post_init__(self) -> None:
         if self.sampling not in SAMPLINGS:

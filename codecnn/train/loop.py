@@ -383,9 +383,12 @@ def train_rdn(config: TrainConfig, run_dir: str | os.PathLike, *, resume: bool =
     optimizer = torch.optim.AdamW(net.parameters(), lr=config.lr,
                                   weight_decay=config.weight_decay)
     scheduler = make_scheduler(optimizer, config.warmup_steps, config.steps)
-    step, best_metric = 0, None
+    step, best_metric, started_from = 0, None, None
+    if config.init_from and not resume:
+        started_from = _init_from(net, config.init_from)
     if resume:
         ckpt = read_checkpoint(last_path)
+        started_from = ckpt.get("init_from")
         if ckpt["model_name"] != model_name or dict(ckpt["model_config"]) != model_config:
             raise CodecnnError(
                 f"{run_dir}: was trained with model {ckpt['model_name']} "
@@ -422,6 +425,7 @@ def train_rdn(config: TrainConfig, run_dir: str | os.PathLike, *, resume: bool =
                                "world_size": world,
                                "global_batch": config.batch_size * world,
                                "qp_loss_weights": loss_weights},
+                  "init_from": started_from,
                   "data": identity, "val_note": note, "command": command or sys.argv,
                   "torch_version": torch.__version__, "codecnn_version": __version__}
         if not resume:
@@ -435,6 +439,11 @@ def train_rdn(config: TrainConfig, run_dir: str | os.PathLike, *, resume: bool =
     say = (lambda msg: tqdm.write(msg, file=sys.stderr)) if writer else (lambda msg: None)
     if note:
         say(f"train: {note}")
+    if started_from and not resume:
+        from codecnn.train.init_from import describe
+
+        for line in describe(started_from, started_from["path"]):
+            say(f"train: {line}")
 
     pin = device.type == "cuda"
     workers = config.loader_workers(pin)
@@ -452,7 +461,8 @@ def train_rdn(config: TrainConfig, run_dir: str | os.PathLike, *, resume: bool =
     def checkpoint(path: Path, at: int) -> None:
         save_checkpoint(path, model_name=model_name, model_config=model_config, model=net,
                         optimizer=optimizer, scheduler=scheduler, step=at, data=identity,
-                        best_metric=best_metric, train_config=config.to_dict())
+                        best_metric=best_metric, train_config=config.to_dict(),
+                        init_from=started_from)
 
     last_saved = step if resume else None
     val_rows: list[dict[str, Any]] = []
@@ -562,6 +572,21 @@ def train_rdn(config: TrainConfig, run_dir: str | os.PathLike, *, resume: bool =
                "patches_per_s": round((step - start_step) * config.batch_size * world
                                       / max(seconds, 1e-9), 2)}
     return summary
+
+
+def _init_from(net: torch.nn.Module, path: str) -> dict[str, Any]:
+    """Load what fits of checkpoint `path` (or zoo:NAME) into `net`; the record of it."""
+    from codecnn.train.init_from import file_sha256, load_matching
+    from codecnn.zoo import resolve_model_path
+
+    parent = read_checkpoint(path)
+    report = load_matching(net, parent)
+    if not report["loaded"]:
+        raise CodecnnError(f"{path}: no tensor of it fits this model "
+                           f"({parent['model_name']} {_short(parent['model_config'])})")
+    return {"path": str(path), "sha256": file_sha256(resolve_model_path(path)),
+            "step": parent.get("step"), "model_name": parent["model_name"],
+            "model_config": parent["model_config"], **report}
 
 
 def monitor_subset(ds, per_group: int = 64) -> torch.utils.data.Subset:
