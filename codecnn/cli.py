@@ -680,6 +680,8 @@ def train_cmd(model: str, data, val, preset, planes, features, blocks, layers, g
 
 # --- end train ---
 
+# --- commands that live in their own modules: one import and one add_command line each ---
+
 
 if __name__ == "__main__":
     main()
