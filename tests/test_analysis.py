@@ -224,8 +224,13 @@ def test_satd_analysis_on_shards_and_yuv(shards, tmp_path):
     js = json.loads((tmp_path / "c" / "satd.json").read_text())
     assert js["block"] == 16 and js["ranking"]["blocks"] == 2 * 2 * 4
     proc = run_cli("analyze", "satd", "--rec", tmp_path / "r_64x32.yuv", "--orig",
-                   tmp_path / "missing_64x32.yuv", "-o", tmp_path / "c")
+                   tmp_path / "missing_64x32.yuv", "-o", tmp_path / "d")
     assert_one_line_error(proc, "missing_64x32.yuv", "no such file")
+    proc = run_cli("analyze", "satd", "--rec", tmp_path / "r_64x32.yuv", "--orig",
+                   tmp_path / "o_64x32.yuv", "-o", tmp_path / "c")  # the one rule
+    assert_one_line_error(proc, "satd.json exists", "--overwrite")
+    run_cli("analyze", "satd", "--rec", tmp_path / "r_64x32.yuv", "--orig",
+            tmp_path / "o_64x32.yuv", "--overwrite", "-o", tmp_path / "c", check=True)
 
 
 def test_cli_correlation_and_weights(shards, tmp_path):

@@ -213,12 +213,14 @@ def expected_ctu0_depth() -> np.ndarray:
 
 
 def trace_cus():
-    """CUs covering the 200×136 picture: CTU 0 as above, the rest 64×64 quadtree leaves."""
+    """CUs covering the 200×136 picture: CTU 0 as above, the rest 64×64 quadtree leaves, cut
+    at the picture edge as VVC's implicit boundary splits cut them (8 wide at x = 192, 8
+    high at y = 128): no CU of a real trace reaches past the coded picture."""
     cus = list(CTU0_CUS)
     for y in range(0, H, 64):
         for x in range(0, W, 64):
             if x >= 128 or y >= 128:
-                cus.append((x, y, 64, 64, 1, 0))
+                cus.append((x, y, min(64, W - x), min(64, H - y), 1, 0))
     return cus
 
 

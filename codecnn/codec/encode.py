@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import subprocess
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -33,7 +34,7 @@ from codecnn.codec.codecs import (
 from codecnn.codec.ffmpeg import FFmpeg, encoder_version, find_ffmpeg, run
 from codecnn.codec.manifest import CodedSequence, save_manifest
 from codecnn.errors import CodecError, DataError, YuvFormatError
-from codecnn.io.atomic import temporary_sibling
+from codecnn.io.atomic import new_directory, remove_stale_temporaries, temporary_sibling
 from codecnn.io.parallel import map_threads
 from codecnn.io.yuv import (
     YuvFormat,
@@ -84,9 +85,60 @@ def _fps_text(fps: float | str | None, default: str = "30") -> str:
     return str(int(fps)) if float(fps).is_integer() else f"{fps:.6g}"
 
 
+# Demuxers/decoders that turn text into pictures (FFmpeg's tty demuxer renders any .txt or
+# .ans file as a 640×400 terminal screen): never a source a codec researcher means.
+TEXT_CODECS = ("ansi", "bintext", "xbin", "idf", "tty")
+ALPHA_MODES = ("black", "white", "drop")
+# How each --alpha mode flattens: over black is the premultiplied picture; over white the
+# same on the negated picture, negated back (negate leaves alpha alone).
+_ALPHA_FILTERS = {
+    "black": "format=rgba,premultiply=inplace=1",
+    "white": "format=rgba,negate,premultiply=inplace=1,negate",
+    "drop": None,
+}
+
+
+def probe_stream(ff: str, in_args: list[str], path: Path) -> tuple[str, str, str]:
+    """(demuxer, codec, pixel format) of the first video stream, from FFmpeg's input dump."""
+    proc = subprocess.run([ff, "-hide_banner", "-nostdin", *in_args], capture_output=True)
+    text = proc.stderr.decode("utf-8", "replace")
+    demuxer = re.search(r"^Input #0, ([\w,]+), from", text, re.M)
+    stream = re.search(r"Stream #0:\d+.*?: Video: (\w+)[^,]*, (\w+)", text)
+    if not demuxer or not stream:
+        raise CodecError(f"{path}: FFmpeg cannot read it as a video or image")
+    return demuxer.group(1), stream.group(1), stream.group(2)
+
+
+def has_alpha(pix_fmt: str) -> bool:
+    """True for FFmpeg pixel formats that carry an alpha plane (rgba, yuva420p, ya8, ...)."""
+    return (pix_fmt.startswith(("yuva", "ya", "gbrap", "rgba", "bgra", "argb", "abgr"))
+            or pix_fmt in ("pal8a",))
+
+
+def check_picture_input(ff: str, in_args: list[str], path: Path,
+                        alpha: str | None) -> str | None:
+    """Refuse inputs that are not pictures, and pictures with alpha unless `alpha` says how
+    to flatten them; returns the filter that flattens (None: none needed)."""
+    demuxer, codec, pix_fmt = probe_stream(ff, in_args, path)
+    if codec in TEXT_CODECS or demuxer.split(",")[0] == "tty":
+        raise CodecError(f"{path}: is text (FFmpeg would render it as a {codec} terminal "
+                         "screen), not a video or image")
+    if alpha is not None and alpha not in ALPHA_MODES:
+        raise CodecError(f"--alpha must be one of {', '.join(ALPHA_MODES)}, got {alpha!r}")
+    if has_alpha(pix_fmt):
+        if alpha is None:
+            raise CodecError(f"{path}: has an alpha channel ({pix_fmt}); its hidden colours "
+                             "would be coded: pass --alpha black|white to flatten it over "
+                             "that colour, or --alpha drop to code the colours as they are")
+        return _ALPHA_FILTERS[alpha]
+    return None
+
+
 def _vf(scale: tuple[int, int] | None, crop: tuple[int, int] | None,
-        select: str | None = None) -> list[str]:
-    filters = [f"select='{select}'"] if select else []
+        select: str | None = None, first: str | None = None) -> list[str]:
+    filters = [first] if first else []
+    if select:
+        filters.append(f"select='{select}'")
     if scale:
         filters.append(f"scale={scale[0]}:{scale[1]}")
     if crop:
@@ -148,14 +200,16 @@ def prepare_original(input_path: str | os.PathLike, dst: str | os.PathLike, ff: 
                      bit_depth: int | None = None, chroma: str | None = None,
                      fps: float | str | None = None, crop: tuple[int, int] | None = None,
                      scale: tuple[int, int] | None = None,
-                     select: str | None = None) -> Original:
+                     select: str | None = None, alpha: str | None = None) -> Original:
     """Turn INPUT into a 10-bit 4:2:0 raw file at `dst` (atomically).
 
     INPUT is a raw .yuv (format from size/bit_depth/chroma or its name; copied exactly, 8-bit
     samples shifted left by 2) or anything FFmpeg reads (video, image; converted by FFmpeg).
     `select` (an FFmpeg select expression over the input frame number n, e.g.
     `between(n,100,131)`), then `scale`, then `crop` (top-left W×H) are applied; frames is the
-    maximum frame count after selection.
+    maximum frame count after selection. A picture with alpha is refused unless `alpha`
+    (black, white: composited over that colour; drop: its colours as they are) says how
+    to flatten it.
     """
     path = Path(input_path)
     dst = Path(dst)
@@ -177,10 +231,12 @@ def prepare_original(input_path: str | os.PathLike, dst: str | os.PathLike, ff: 
         open_yuv(path, fmt)  # a truncated file is an error before FFmpeg sees it
         in_args = ["-f", "rawvideo", "-pix_fmt", fmt.pix_fmt, "-video_size",
                    f"{fmt.width}x{fmt.height}", "-framerate", rate, "-i", str(path)]
+        flatten = None
     else:
         in_args = ["-i", str(path)]
         rate = None
-    vf = _vf(scale, crop, select)
+        flatten = check_picture_input(ff.path, in_args, path, alpha)
+    vf = _vf(scale, crop, select, flatten)
     w, h, probed_rate = probe_video(ff.path, in_args, vf, path)
     rate = rate or (_fps_text(fps) if fps is not None else probed_rate)
     _check_even(path, w, h)
@@ -328,6 +384,7 @@ def encode_sequence(
     name: str | None = None,
     intra_period: int | None = None,
     select: str | None = None,
+    alpha: str | None = None,
     jobs: int = 1,
     ffmpeg: str | os.PathLike | None = None,
     overwrite: bool = False,
@@ -345,6 +402,7 @@ def encode_sequence(
         select: FFmpeg select expression over input frame numbers n (before scale/crop),
             e.g. "not(mod(n,8))" for every 8th frame or "between(n,100,131)".
         name: the source's directory name (default: the input's stem).
+        alpha: how to flatten a picture with alpha (black, white, drop); None refuses one.
         overwrite: replace existing per-QP outputs (otherwise they are an error).
     Returns: the CodedSequence of each QP, ascending QP. Writes the layout in the module doc.
     """
@@ -366,17 +424,18 @@ def encode_sequence(
     existing = [p for p in existing if p.exists()]
     if existing and not overwrite:
         raise CodecError(f"{existing[0]} exists; pass --overwrite to encode again")
-    src_dir.mkdir(parents=True, exist_ok=True)
-
     orig_path = src_dir / "original.yuv"
-    staged = src_dir / f".original.new.{os.getpid()}.yuv"
-    original = prepare_original(input_path, staged, ff, frames, size, bit_depth, chroma, fps,
-                                crop, scale, select)
-    if orig_path.exists() and not overwrite and not _same_file(staged, orig_path):
-        staged.unlink()
-        raise CodecError(f"{orig_path} exists with different content (another input, "
-                         "crop or frame count); pass --overwrite or another -o/--name")
-    os.replace(staged, orig_path)
+    staged = temporary_sibling(orig_path)
+    with new_directory(src_dir):  # a refused input leaves no empty OUT/<source>/ behind
+        for d in (src_dir, *(src_dir / f"qp{qp}" for qp in qps)):
+            remove_stale_temporaries(d)  # what an interrupted encode left
+        original = prepare_original(input_path, staged, ff, frames, size, bit_depth, chroma,
+                                    fps, crop, scale, select, alpha)
+        if orig_path.exists() and not overwrite and not _same_file(staged, orig_path):
+            staged.unlink()
+            raise CodecError(f"{orig_path} exists with different content (another input, "
+                             "crop or frame count); pass --overwrite or another -o/--name")
+        os.replace(staged, orig_path)
     original = Original(orig_path, original.format, original.frames, original.fps,
                         {k: v[:-1] + [str(orig_path)] for k, v in original.commands.items()})
 

@@ -1,7 +1,8 @@
 """The coded-sequence manifest: the JSON `encode` writes and `extract`/`eval` read.
 
 One manifest per (sequence, nominal QP). Paths inside it are stored relative to the
-manifest's own directory when they lie below it, so an output folder can be moved whole;
+manifest's own directory when they lie at most two levels above it (the original at
+OUT/<source>/original.yuv is `../original.yuv`), so an output folder can be moved whole;
 `load_manifest` returns them absolute.
 """
 
@@ -82,13 +83,17 @@ _PATH_FIELDS = ("original", "reconstruction", "bitstream", "depth_map", "qp_map"
 
 
 def _relative(path: str | None, base: Path) -> str | None:
+    """`path` relative to the manifest's folder when it lies within two levels above it
+    (OUT/<source>/original.yuv from OUT/<source>/qp32/), so a coded folder can be copied
+    elsewhere whole; absolute otherwise."""
     if path is None:
         return None
     p = Path(path).resolve()
-    try:
-        return str(p.relative_to(base.resolve()))
-    except ValueError:
-        return str(p)
+    base = base.resolve()
+    for root in (base, base.parent, base.parent.parent):
+        if root != root.parent and p.is_relative_to(root):
+            return os.path.relpath(p, base)
+    return str(p)
 
 
 def save_manifest(seq: CodedSequence, path: str | os.PathLike) -> Path:
@@ -120,6 +125,11 @@ def load_manifest(path: str | os.PathLike, check_files: bool = True) -> CodedSeq
     missing = sorted(required - data.keys())
     if missing:
         raise DataError(f"{path}: manifest lacks {', '.join(missing)}")
+    version = data.get("manifest_version", MANIFEST_VERSION)
+    if not isinstance(version, int) or isinstance(version, bool) or \
+            not 1 <= version <= MANIFEST_VERSION:
+        raise DataError(f"{path}: manifest_version {version!r} is not one this codecnn reads "
+                        f"(1..{MANIFEST_VERSION}); a newer codecnn wrote it?")
     data = {k: v for k, v in data.items() if k in known}
     for key in _PATH_FIELDS:
         if data.get(key) is not None:

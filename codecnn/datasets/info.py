@@ -75,6 +75,9 @@ def format_info(info: dict[str, Any]) -> str:
         f"shards: {len(info['shards'])}   patches: {info['patches']}   "
         f"bytes: {info['bytes']} ({info['bytes'] / 2**20:.1f} MiB)",
         f"has_depth: {info['has_depth']}   compression: {', '.join(info['compression'])}",
+        *(["reading: Blosc needs `import hdf5plugin` before h5py opens a shard "
+            "(codecnn.io.shard.open_shard does it)"]
+          if any("blosc" in c for c in info["compression"]) else []),
         "patches per QP:",
         *(f"  QP {q}: {n}" for q, n in info["patches_per_qp"].items()),
         "patches per sequence:",

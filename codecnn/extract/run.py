@@ -21,10 +21,12 @@ from codecnn.extract.grid import CtuGrid
 from codecnn.extract.shard_writer import (
     DEFAULT_COMPRESSION,
     ShardJob,
+    check_sample_range,
     compression_kwargs,
     remove_stale_tmp,
     write_shard,
 )
+from codecnn.io.atomic import new_directory
 from codecnn.io.shard import open_shard, read_attrs
 from codecnn.io.sideinfo import ConstantMap, SideMap, open_map, parse_map_format
 from codecnn.io.yuv import YuvReader, parse_yuv_name, resolve_format
@@ -91,6 +93,13 @@ def _check_output(out: Path, overwrite: bool) -> None:
         raise DataError(f"{parent}: output directory is not writable")
 
 
+def _sequence_name(orig_path: Path) -> str:
+    """The original's file stem; in an encode folder (OUT/<source>/original.yuv), <source>."""
+    if orig_path.stem == "original" and orig_path.parent.name:
+        return orig_path.resolve().parent.name
+    return orig_path.stem
+
+
 def _settings(options: ExtractOptions, qp_fmt, depth_fmt, extra: dict | None = None) -> dict:
     out = dict(extra or {})
     out["extract"] = {
@@ -139,6 +148,8 @@ def extract_yuv(
     rec = YuvReader(rec_path, resolve_format(rec_path, width, height, bit_depth))
     orig = YuvReader(orig_path, resolve_format(orig_path, width, height, bit_depth))
     _check_pair(rec, orig)
+    for reader in (rec, orig):  # the first picture tells a wrong --bit-depth at once
+        check_sample_range(reader, reader.luma(0), 0)
     _check_output(out, options.overwrite)
     compression_kwargs(options.compression)
     fmt = rec.format
@@ -163,7 +174,7 @@ def extract_yuv(
         dmap = open_map(depth_map, depth_map_format, "depth", fmt.width, fmt.height, pocs,
                         fmt.bit_depth)
     job = ShardJob(
-        sequence=sequence or Path(orig_path).stem,
+        sequence=sequence or _sequence_name(Path(orig_path)),
         nominal_qp=int(nominal),
         rec=rec,
         orig=orig,
@@ -299,25 +310,25 @@ def extract_manifests(manifests: list[str | os.PathLike], out_dir: str | os.Path
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise DataError(f"{out}: exists and is not a directory")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise DataError(f"{out}: cannot create output directory ({e.strerror})") from None
-    if not os.access(out, os.W_OK | os.X_OK):
-        raise DataError(f"{out}: output directory is not writable")
     names: dict[str, str] = {}
-    for m in manifests:
+    for m in manifests:  # every input checked before anything is created
         seq = load_manifest(m)
+        for what in ("reconstruction", "original"):
+            if not Path(getattr(seq, what)).is_file():
+                raise DataError(f"{m}: its {what} {getattr(seq, what)} does not exist")
         name = shard_name(seq.source, seq.qp)
         if name in names:
             raise DataError(f"{m}: same sequence and QP as {names[name]} (both give {name})")
         names[name] = str(m)
-    if jobs <= 1 or len(manifests) == 1:
-        return [extract_manifest(m, out, options) for m in manifests]
-    quiet = dataclasses.replace(options, progress=False)
-    with ProcessPoolExecutor(max_workers=jobs) as pool:
-        futures = [pool.submit(extract_manifest, m, out, quiet) for m in manifests]
-        return [f.result() for f in futures]
+    with new_directory(out):  # a failure before the first shard leaves no empty directory
+        if not os.access(out, os.W_OK | os.X_OK):
+            raise DataError(f"{out}: output directory is not writable")
+        if jobs <= 1 or len(manifests) == 1:
+            return [extract_manifest(m, out, options) for m in manifests]
+        quiet = dataclasses.replace(options, progress=False)
+        with ProcessPoolExecutor(max_workers=jobs) as pool:
+            futures = [pool.submit(extract_manifest, m, out, quiet) for m in manifests]
+            return [f.result() for f in futures]
 
 
 def run_extract_stage(manifests: list[str | os.PathLike], out_dir: str | os.PathLike,

@@ -23,7 +23,7 @@ from codecnn import __version__
 from codecnn.errors import DataError
 from codecnn.extract.grid import CtuGrid
 from codecnn.io import shard
-from codecnn.io.atomic import temporary_sibling
+from codecnn.io.atomic import remove_stale_temporaries, temporary_sibling
 from codecnn.io.sideinfo import ConstantMap, SideMap
 from codecnn.io.yuv import YuvReader
 
@@ -83,19 +83,17 @@ def tmp_path_for(path: Path) -> Path:
 
 def remove_stale_tmp(path: Path) -> None:
     """Delete `.NAME.<pid>.tmp` files of `path` left by processes that no longer run."""
-    for tmp in path.parent.glob(f".{path.name}.*.tmp"):
-        try:
-            pid = int(tmp.name[len(path.name) + 2 : -4])
-        except ValueError:
-            continue
-        if pid == os.getpid():
-            continue
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            tmp.unlink(missing_ok=True)
-        except PermissionError:
-            pass
+    remove_stale_temporaries(path.parent, path.name)
+
+
+def check_sample_range(reader: YuvReader, luma: np.ndarray, k: int) -> None:
+    """DataError when frame k holds samples above the file's bit depth: an 8-bit file read
+    as 10-bit pairs its bytes into values up to 65,535."""
+    top = int(luma.max()) if luma.size else 0
+    if top > reader.format.peak:
+        raise DataError(
+            f"{reader.path}: frame {k} has sample value {top}, above "
+            f"{reader.format.bit_depth}-bit (an 8-bit or big-endian file? check --bit-depth)")
 
 
 def write_shard(job: ShardJob, out_path: str | os.PathLike, grid: CtuGrid,
@@ -157,8 +155,11 @@ def write_shard(job: ShardJob, out_path: str | os.PathLike, grid: CtuGrid,
                        disable=None if progress else True)
             for k in bar:
                 rows = slice(k * per_frame, (k + 1) * per_frame)
-                rec_ds[rows] = grid.cut(job.rec.luma(k), positions, dtype=np.uint16)
-                orig_ds[rows] = grid.cut(job.orig.luma(k), positions, border=0, dtype=np.uint16)
+                rec_luma, orig_luma = job.rec.luma(k), job.orig.luma(k)
+                for reader, luma in ((job.rec, rec_luma), (job.orig, orig_luma)):
+                    check_sample_range(reader, luma, k)
+                rec_ds[rows] = grid.cut(rec_luma, positions, dtype=np.uint16)
+                orig_ds[rows] = grid.cut(orig_luma, positions, border=0, dtype=np.uint16)
                 if isinstance(job.qp_map, ConstantMap):  # one QP per picture: no map to cut
                     qp_ds[rows] = np.full((per_frame, p, p), job.qp_map.values[k], np.uint8)
                 else:

@@ -22,6 +22,69 @@ def temporary_sibling(path: str | os.PathLike) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}.tmp")
 
 
+def _pid_of(tmp: Path) -> int | None:
+    """The writer's pid in `.NAME.<pid>.tmp`, or None for a name of another form."""
+    parts = tmp.name.rsplit(".", 2)
+    if len(parts) != 3 or not tmp.name.startswith(".") or parts[2] != "tmp":
+        return None
+    return int(parts[1]) if parts[1].isdigit() else None
+
+
+def remove_stale_temporaries(directory: str | os.PathLike, name: str | None = None) -> list[Path]:
+    """Delete the `.NAME.<pid>.tmp` files (or directories) in `directory` whose writer no
+    longer runs: what an interrupted run left. Only `name`'s when given. Returns them."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
+    removed = []
+    for tmp in directory.glob(f".{name}.*.tmp" if name else ".*.tmp"):
+        pid = _pid_of(tmp)
+        if pid is None or pid == os.getpid() or _alive(pid):
+            continue
+        if tmp.is_dir():
+            import shutil
+
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            tmp.unlink(missing_ok=True)
+        removed.append(tmp)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+@contextmanager
+def new_directory(path: str | os.PathLike) -> Iterator[Path]:
+    """Create `path` (and missing parents) for a block; if the block fails, remove the
+    directories it created that are still empty, so a refused input leaves nothing."""
+    path = Path(path)
+    created = []
+    p = path
+    while not p.exists():
+        created.append(p)
+        if p.parent == p:
+            break
+        p = p.parent
+    path.mkdir(parents=True, exist_ok=True)
+    try:
+        yield path
+    except BaseException:
+        for d in created:  # deepest first
+            try:
+                d.rmdir()
+            except OSError:
+                break
+        raise
+
+
 @contextmanager
 def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path to write; rename it onto `path` if the block succeeds."""

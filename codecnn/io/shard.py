@@ -112,6 +112,14 @@ def open_shard(path: str | os.PathLike):
         if name in f and f[name].shape[0] != n:
             f.close()
             raise DataError(f"{path}: dataset {name} has {f[name].shape[0]} rows, meta has {n}")
+    if n:
+        try:
+            f[REC][0:1]  # one chunk: is its compression filter available here?
+        except OSError as e:
+            f.close()
+            raise DataError(f"{path}: cannot decompress its patches ({str(e)[:80]}); the "
+                            "Blosc filter comes from `pip install hdf5plugin` and "
+                            "`import hdf5plugin`") from None
     return f
 
 

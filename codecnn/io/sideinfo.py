@@ -132,7 +132,8 @@ _NAMES = {"qp": ("QP",), "depth": ("Depth", "QT_Depth", "MT_Depth")}
 def parse_vtm_trace(path: str | os.PathLike, names: Sequence[str]) -> dict[int, dict[str, list]]:
     """Scalar statistics `names` of a VTM block-statistics trace: {poc: {name: [(x,y,w,h,v)]}}.
 
-    Lines of other statistics (vectors, polygons, header comments) are skipped.
+    Lines of other statistics (vectors, polygons, header comments) are skipped; a line of a
+    wanted statistic that does not parse is an error naming its line number.
     """
     path = Path(path)
     if not path.is_file():
@@ -140,13 +141,19 @@ def parse_vtm_trace(path: str | os.PathLike, names: Sequence[str]) -> dict[int, 
     wanted = set(names)
     out: dict[int, dict[str, list]] = {}
     seen_stat = False
+    mentions = re.compile(r"[\s;\]](" + "|".join(map(re.escape, wanted)) + r")\s*[=;]")
     with open(path, encoding="utf-8", errors="replace") as f:
-        for line in f:
+        for number, line in enumerate(f, 1):
             if not line.startswith("BlockStat"):
                 continue
             seen_stat = True
             m = _STAT_RE.match(line) or _CSV_RE.match(line)
-            if m is None or m.group(6) not in wanted:
+            if m is None:
+                if mentions.search(line):
+                    raise DataError(f"{path}:{number}: malformed BlockStat line "
+                                    f"{line.strip()[:80]!r}")
+                continue
+            if m.group(6) not in wanted:
                 continue
             poc, x, y, w, h = (int(m.group(i)) for i in range(1, 6))
             out.setdefault(poc, {}).setdefault(m.group(6), []).append((x, y, w, h, int(m.group(7))))
@@ -194,12 +201,12 @@ class VtmTraceMap:
         # window (coded size rounded up to 8) has CUs in the padding; they are clipped away.
         coded_w, coded_h = -(-width // 8) * 8, -(-height // 8) * 8
         for x, y, w, h, v in blocks:
-            if x >= coded_w or y >= coded_h:
+            if w < 1 or h < 1 or x + w > coded_w or y + h > coded_h:
                 raise DataError(
-                    f"{where}: {name} block at ({x},{y}) lies outside the {width}x{height} picture"
-                    f" (coded {coded_w}x{coded_h})"
+                    f"{where}: {name} block {w}x{h} at ({x},{y}) reaches outside the "
+                    f"{width}x{height} picture (coded {coded_w}x{coded_h})"
                 )
-            plane[y : y + h, x : x + w] = v  # numpy clips the slice to the picture
+            plane[y : y + h, x : x + w] = v  # the padding rows/columns are clipped away
         holes = int((plane == _UNSET).sum())
         if holes:
             raise DataError(f"{where}: {name} blocks leave {holes} samples uncovered")

@@ -81,6 +81,7 @@ def train_config(recipe: Recipe, corpus_root: Path, steps: int | None = None,
     from codecnn.train import TrainConfig
 
     kw = dict(recipe.train)
+    corpus_root = Path(corpus_root).resolve()  # as a resumed run's config reads it back
     if steps is not None:
         kw["steps"] = steps
     return TrainConfig(data=(str(corpus_root / "shards" / "train"),),
