@@ -53,7 +53,7 @@ def test_zero_tail_leaves_reconstruction_unchanged(preset):
 
 
 def test_presets_match_research_notes():
-    assert set(MODELS) == {"rdn"}
+    assert set(MODELS) == {"rdn", "resnet", "imdn", "rcan", "mobile", "lop"}
     s, m, ds = (build_model(p).config for p in ("rdn-s", "rdn-m", "rdn-ds"))
     assert (s.features, s.blocks, s.layers, s.growth, s.updown) == (32, 3, 6, 16, False)
     assert (m.features, m.blocks, m.layers, m.growth, m.updown) == (32, 4, 6, 24, False)

@@ -2,7 +2,11 @@
 
     from codecnn.models import MODELS, PRESETS, build_model, load_model
     model = build_model("rdn-s", planes=("rec", "qp"))
+    model = build_model("imdn", budget_kmac=30)      # a family sized to 30 kMAC/px
     model, meta = load_model("RUN/best.pt")
+
+Every family takes the same input planes through the same unpadded border head and predicts
+the same residual from a zero-initialised tail (codecnn.models.common).
 
 A checkpoint stores the model name and its config as a plain dict, so loading rebuilds the
 exact network without guessing hyperparameters from weight shapes.
@@ -15,12 +19,24 @@ import os
 from typing import Any
 
 from codecnn.errors import CodecnnError, DataError
+from codecnn.models.imdn import IMDN, IMDNConfig
+from codecnn.models.lop import LOP, LOPConfig
+from codecnn.models.mobile import MobileConfig, MobileNet
+from codecnn.models.rcan import RCAN, RCANConfig
 from codecnn.models.rdn import KNOWN_PLANES, RDB, RDN, RDNConfig
+from codecnn.models.resnet import ResNet, ResNetConfig
 
 # The one name → (constructor, config dataclass) table.
-MODELS: dict[str, tuple[type, type]] = {"rdn": (RDN, RDNConfig)}
+MODELS: dict[str, tuple[type, type]] = {
+    "rdn": (RDN, RDNConfig),
+    "resnet": (ResNet, ResNetConfig),
+    "imdn": (IMDN, IMDNConfig),
+    "rcan": (RCAN, RCANConfig),
+    "mobile": (MobileNet, MobileConfig),
+    "lop": (LOP, LOPConfig),
+}
 
-# Presets from the research notes (DESIGN.md, "The network"): name → (model name, config).
+# Presets from the research notes this project grew from: name → (model name, config).
 PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
     # 32 maps, 3 RDBs × 6 layers, g=16: +0.15 dB reported on VVC.
     "rdn-s": ("rdn", {"features": 32, "blocks": 3, "layers": 6, "growth": 16}),
@@ -41,8 +57,10 @@ CHECKPOINT_KEYS = (
 )
 
 __all__ = [
-    "CHECKPOINT_KEYS", "KNOWN_PLANES", "MODELS", "PRESETS", "RDB", "RDN", "RDNConfig",
-    "build_model", "config_to_dict", "load_model", "model_from_config", "resolve_preset",
+    "CHECKPOINT_KEYS", "IMDN", "KNOWN_PLANES", "LOP", "MODELS", "PRESETS", "RCAN", "RDB",
+    "RDN", "IMDNConfig", "LOPConfig", "MobileConfig", "MobileNet", "RCANConfig", "RDNConfig",
+    "ResNet", "ResNetConfig", "build_model", "config_to_dict", "load_model",
+    "model_from_config", "resolve_config", "resolve_preset",
 ]
 
 
@@ -73,15 +91,30 @@ def model_from_config(model_name: str, config: dict[str, Any]):
     return cls(cfg)
 
 
-def build_model(name: str, planes: tuple[str, ...] | None = None, **overrides: Any):
-    """Preset ("rdn-s", "rdn-m", "rdn-ds") or model name ("rdn") → a freshly initialised
-    nn.Module with `.config`. `planes` (default ("rec", "qp")) and `overrides` (any config
-    field, e.g. features=8) replace the preset's values."""
+def build_model(name: str, planes: tuple[str, ...] | None = None,
+                budget_kmac: float | None = None, **overrides: Any):
+    """Preset ("rdn-s", "rdn-m", "rdn-ds") or model name ("rdn", "imdn", ...) → a freshly
+    initialised nn.Module with `.config`. `planes` (default ("rec", "qp")) and `overrides`
+    (any config field, e.g. features=8) replace the preset's values; `budget_kmac` then
+    scales the family's width (or depth) to that many kMAC/px within ±5 %, leaving the
+    fields given in `overrides` as they are."""
+    return model_from_config(*resolve_config(name, planes, budget_kmac, **overrides))
+
+
+def resolve_config(name: str, planes: tuple[str, ...] | None = None,
+                   budget_kmac: float | None = None,
+                   **overrides: Any) -> tuple[str, dict[str, Any]]:
+    """(model name, config dict) that build_model(same arguments) builds."""
     model_name, cfg = resolve_preset(name)
     if planes is not None:
         cfg["planes"] = tuple(planes)
     cfg.update(overrides)
-    return model_from_config(model_name, cfg)
+    if budget_kmac is not None:
+        from codecnn.models.budget import fit_budget
+
+        model_from_config(model_name, cfg)  # a bad option is reported as such, not as cost
+        cfg = fit_budget(model_name, cfg, budget_kmac, fixed=tuple(overrides))
+    return model_name, cfg
 
 
 def config_to_dict(config) -> dict[str, Any]:

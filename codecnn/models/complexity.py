@@ -5,7 +5,12 @@ convolution records its output size, and a k×k convolution with C_in/groups inp
 sample costs C_in/groups·k·k MACs per output sample. The sum is divided by the output pixels
 (the 128×128 CTU for a 132×132 input), so the head's work on the 2-pixel border is charged to
 the CTU it serves. Biases, ReLUs, additions, concatenations and (un)pixel-shuffles are not
-counted (they are not multiply-accumulates).
+counted (they are not multiply-accumulates). Grouped and depthwise convolutions (MobileNet's
+3×3 per channel) cost C_in/groups·k·k per output sample; the 1×1 convolutions of channel
+attention gates (SE, IMDN's CCA) run on one pooled sample per channel and cost next to
+nothing per pixel; the pooling, standard deviation and gating products are element-wise and
+not counted. This is what torch.utils.flop_counter counts as well (MACs = FLOPs / 2; a test
+holds the two equal for every family).
 
 Activation memory is measured on a real forward pass of one patch and scaled linearly by the
 batch (every activation is proportional to the batch):
@@ -20,6 +25,11 @@ from typing import Any
 
 import torch
 from torch import nn
+
+# Peak activation memory needs every op's output storage and its lifetime, which only a
+# dispatch mode sees; torch has no public equivalent (torch.profiler reports allocations by
+# the allocator, not per tensor on the CPU). MACs are counted with public forward hooks,
+# per layer, and a test holds them equal to torch.utils.flop_counter.FlopCounterMode's.
 from torch.utils._python_dispatch import TorchDispatchMode
 
 
@@ -117,10 +127,11 @@ def summarize(model: nn.Module, height: int = 132, width: int = 132,
     """
     cfg = model.config
     out_h, out_w = height - 2 * cfg.border, width - 2 * cfg.border
-    if out_h < 1 or out_w < 1 or (cfg.updown and (out_h % 2 or out_w % 2)):
+    even = getattr(cfg, "output_multiple", 1) == 2
+    if out_h < 1 or out_w < 1 or (even and (out_h % 2 or out_w % 2)):
         from codecnn.errors import CodecnnError
 
-        need = ", even output needed for updown" if cfg.updown else ""
+        need = ", even output needed (2×2 down/up-sampling)" if even else ""
         raise CodecnnError(f"input {height}x{width} does not fit the model "
                            f"(border {cfg.border}{need})")
     was_training = model.training

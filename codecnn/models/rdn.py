@@ -1,7 +1,7 @@
 """Residual Dense Network (RDN) for in-loop filtering of VVC luma.
 
 After Zhang et al., "Residual Dense Network for Image Super-Resolution" (CVPR 2018), adapted
-as in the research notes this project grew from (DESIGN.md, "The network"):
+as in the research notes this project grew from:
 
     x [B, C_in, H, W]          rec/peak, qp/63, depth/8 (C_in = len(planes)), H = 128 + 2·border
       │ head: `border` unpadded 3×3 convs          (132 → 130 → 128: two 3×3 beat one 5×5)
@@ -30,7 +30,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-KNOWN_PLANES = ("rec", "qp", "depth")
+from codecnn.models.common import KNOWN_PLANES, border_head, check_planes, run_head, zero_init
+
+__all__ = ["KNOWN_PLANES", "RDB", "RDN", "RDNConfig"]
 
 
 @dataclass(frozen=True)
@@ -58,13 +60,7 @@ class RDNConfig:
     updown: bool = False
 
     def __post_init__(self) -> None:
-        planes = tuple(self.planes)
-        object.__setattr__(self, "planes", planes)
-        if "rec" not in planes:
-            raise ValueError(f"planes {planes} must contain 'rec'")
-        unknown = [p for p in planes if p not in KNOWN_PLANES]
-        if unknown or len(set(planes)) != len(planes):
-            raise ValueError(f"planes {planes}: each must be one of {KNOWN_PLANES}, once")
+        object.__setattr__(self, "planes", check_planes(self.planes))
         for name in ("features", "blocks", "layers", "growth"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -74,6 +70,11 @@ class RDNConfig:
     @property
     def in_channels(self) -> int:
         return len(self.planes)
+
+    @property
+    def output_multiple(self) -> int:
+        """The output's sides must be multiples of this (2 with down/up-sampling)."""
+        return 2 if self.updown else 1
 
 
 class RDB(nn.Module):
@@ -112,12 +113,7 @@ class RDN(nn.Module):
         self.config = config
         c, f = config.in_channels, config.features
         # Unpadded head: the border is real context from the neighbouring CTUs, consumed here.
-        head: list[nn.Module] = []
-        for i in range(config.border):
-            head.append(nn.Conv2d(c if i == 0 else f, f, 3, padding=0))
-        if not head:
-            head.append(nn.Conv2d(c, f, 3, padding=1))
-        self.head = nn.Sequential(*head)
+        self.head = border_head(c, f, config.border)
         self.down = nn.Conv2d(4 * f, f, 1) if config.updown else None
         self.blocks = nn.ModuleList(
             RDB(f, config.layers, config.growth) for _ in range(config.blocks)
@@ -130,17 +126,10 @@ class RDN(nn.Module):
         # The filter starts as the identity (residual 0): an untrained or barely trained
         # network does not damage the picture, and early steps learn a correction of rec
         # instead of first unlearning a random one.
-        nn.init.zeros_(self.tail.weight)
-        nn.init.zeros_(self.tail.bias)
+        zero_init(self.tail)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # The head runs in fp32 even under bf16 autocast: bf16 keeps 8 significant bits, so
-        # a 10-bit sample of 512..1023 would move in steps of 4 code values, as large as the
-        # coding error at low QPs. After the first convolutions the features carry the
-        # detail and the body can run in bf16. (A model whose weights were cast to bf16
-        # runs its head in bf16: that caller chose the precision.)
-        with torch.autocast(x.device.type, enabled=False):
-            s = self.head(x.to(self.head[0].weight.dtype))
+        s = run_head(self.head, x)  # in fp32 even under bf16 autocast (see run_head)
         if self.down is not None:
             s = self.down(F.pixel_unshuffle(s, 2))
         h = s
