@@ -11,6 +11,8 @@ from codecnn.errors import DataError
 def load_filter(path: str | Path, device: str = "cpu"):
     """(model, info) from a checkpoint; info has name, config, step, data, params, kmac_per_pixel.
 
+    A `.onnx` file (fp32 or int8, run by onnxruntime) or `.npz` int16 model written by
+    `codecnn export` is loaded as what it is, so eval/filter score exactly what is deployed.
     DataError naming the file when it is missing or not a codecnn checkpoint.
     """
     from codecnn.evaluate.complexity import kmac_per_pixel, num_params
@@ -20,6 +22,8 @@ def load_filter(path: str | Path, device: str = "cpu"):
     path = resolve_model_path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such checkpoint")
+    if path.suffix in (".onnx", ".npz"):
+        return _load_deployed(path, device)
     model, meta = load_model(path, map_location="cpu")
     model.eval()
     info: dict[str, Any] = {
@@ -32,6 +36,30 @@ def load_filter(path: str | Path, device: str = "cpu"):
         "border": int(model.config.border),
         "params": num_params(model),
         "kmac_per_pixel": round(kmac_per_pixel(model), 3),
+    }
+    return model.to(device), info
+
+
+def _load_deployed(path: Path, device: str):
+    """(model, info) for an exported file; info as for a checkpoint, plus "precision"."""
+    from codecnn.export.runtime import load_deployed
+
+    model, meta = load_deployed(path)
+    data = dict(meta.get("data") or {})
+    if meta.get("bit_depth") is not None:  # an int16 model's peak is part of its integers
+        data["bit_depth"] = meta["bit_depth"]
+    info: dict[str, Any] = {
+        "checkpoint": str(path.resolve()),
+        "name": meta.get("model_name"),
+        "config": meta.get("model_config"),
+        "step": meta.get("step"),
+        "data": data or None,
+        "planes": list(model.config.planes),
+        "border": int(model.config.border),
+        "params": meta.get("params"),
+        "kmac_per_pixel": meta.get("kmac_per_pixel"),
+        "precision": meta.get("precision"),
+        "source": meta.get("source"),
     }
     return model.to(device), info
 
