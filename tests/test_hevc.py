@@ -41,7 +41,7 @@ def coded(tmp_path_factory):
                    "--frames", "3", "--name", "carphone", "-o", root / "ra")
     assert proc.returncode == 0, proc.stderr
     assert "| carphone | 27 |" in proc.stdout
-    ra = load_manifest(root / "ra" / "carphone" / "qp27" / "manifest.json")
+    ra = load_manifest(root / "ra" / "carphone" / "hevc-ra" / "qp27" / "manifest.json")
     return {"ai": encode(root / "ai", 32, "ai"), "ra": ra}
 
 
@@ -334,3 +334,108 @@ def test_bits_per_picture_sum_to_bitstream_and_match_ffmpeg_packets(coded, tmp_p
     bits = libde265.access_unit_bits(data)
     assert len(bits) == 5 and sum(bits) == 8 * len(data)
     assert [b // 8 for b in bits] == ffmpeg_packet_bytes(bs)
+
+
+def test_32x32_ctbs_keep_depth_counted_from_64(tmp_path):
+    """x265 ultrafast codes 32×32 CTBs: an unsplit CTB is a 32×32 CU, depth 1, as in a
+    64×64-CTB stream; the depth plane still redraws libde265's CB grid."""
+    (seq,) = encode_sequence(CARPHONE, [32], "ai", 2, tmp_path, codec="hevc",
+                             preset="ultrafast", name="carphone", progress=False)
+    assert seq.encoder_settings["ctb_size"] == 32
+    depth = planes(seq.depth_map, 2)
+    assert depth.min() >= 1 and depth.max() <= 3
+    for k, pic in enumerate(libde265.iter_decode(seq.bitstream)):
+        check_depth(depth[k] - 1, pic.cb_grid, ctb=32)
+    assert len(np.unique(depth)) >= 2
+
+
+def test_per_cu_qp_from_adaptive_quantisation(tmp_path):
+    """x265 with AQ varies the QP per CU (cu_qp_delta): the QP plane holds those QPs, one
+    per CU, not the slice QP everywhere."""
+    bs = tmp_path / "aq.265"
+    subprocess.run([FFMPEG, "-y", "-loglevel", "error", "-i", CARPHONE, "-frames:v", "1",
+                    "-c:v", "libx265", "-crf", "28", "-x265-params",
+                    "aq-mode=2:aq-strength=2:keyint=1:info=0", str(bs)],
+                   check=True, capture_output=True)
+    sps, pics = hevc.read_hevc_headers(FFMPEG, bs)
+    assert pics[0].cu_qp_delta
+    hevc.decode_hevc(bs, sps, pics, None, tmp_path / "depth.raw", tmp_path / "qp.raw")
+    qp = planes(str(tmp_path / "qp.raw"), 1)[0].astype(int)
+    depth = planes(str(tmp_path / "depth.raw"), 1)[0]
+    assert len(np.unique(qp)) >= 4  # a constant fill fails here
+    assert abs(np.median(qp) - pics[0].slice_qp) <= 6
+    for y in range(0, 144, 8):  # one QP per CU: constant over each CU's rectangle
+        for x in range(0, 176, 8):
+            s = 64 >> int(depth[y, x])
+            y0, x0 = y - y % s, x - x % s
+            assert (qp[y0:y0 + s, x0:x0 + s] == qp[y0, x0]).all(), (x, y)
+
+
+# --------------------------------------------------------------------------- YUView statistics
+
+def paint_back(stats: Path, frames: int, width: int, height: int):
+    """The depth and QP planes the side-info reader paints from a .vtmbmsstats file (its
+    format guessed from the suffix: `vtm-trace`)."""
+    from codecnn.io.sideinfo import VtmTraceMap, open_map
+
+    maps = [open_map(stats, None, what, width, height, range(frames))
+            for what in ("depth", "qp")]
+    assert all(isinstance(m, VtmTraceMap) for m in maps)
+    return [np.stack([m.frame(k) for k in range(frames)]) for m in maps]
+
+
+@pytest.mark.parametrize("config", ["ai", "ra"])
+def test_encode_writes_yuview_block_stats_of_the_raw_planes(coded, config):
+    """The manifest names depth_qp.vtmbmsstats; YUView can read it; painted back it equals
+    the raw depth and QP planes picture for picture (RA: output order, not decode order)."""
+    from yuview_format import read_like_yuview
+
+    seq = coded[config]
+    stats = Path(seq.bitstream).parent / seq.encoder_settings["block_stats"]["file"]
+    assert stats.name == hevc.BLOCKSTATS_NAME
+    size, types, data = read_like_yuview(stats)
+    assert size == (176, 144) and sorted(data) == [0, 1, 2]
+    assert types == {"Depth": ("Integer", (0, 3)), "QP": ("Integer", (0, 51))}
+    depth, qp = paint_back(stats, 3, 176, 144)
+    assert np.array_equal(depth, planes(seq.depth_map, 3))
+    assert np.array_equal(qp, planes(seq.qp_map, 3))
+    for per in data.values():  # one square CU per line, of the size its depth says
+        assert [r[:4] for r in per["Depth"]] == [r[:4] for r in per["QP"]]
+        assert all(w == h == 64 >> d for _, _, w, h, d in per["Depth"])
+
+
+def test_block_stats_with_per_cu_qp_and_cut_edge_ctbs(tmp_path):
+    """AQ gives each CU its own QP, and 100×76 (coded 104×80) cuts the edge CUs: the
+    rectangles stop at the picture edge and still paint back the raw planes exactly."""
+    from yuview_format import read_like_yuview
+
+    bs = tmp_path / "aq.265"
+    subprocess.run([FFMPEG, "-y", "-loglevel", "error", "-i", CARPHONE, "-frames:v", "2",
+                    "-vf", "crop=100:76:0:0", "-c:v", "libx265", "-crf", "28", "-x265-params",
+                    "aq-mode=2:aq-strength=2:keyint=1:info=0", str(bs)],
+                   check=True, capture_output=True)
+    sps, pics = hevc.read_hevc_headers(FFMPEG, bs)
+    assert (sps.coded_width, sps.coded_height) == (104, 80)
+    hevc.decode_hevc(bs, sps, pics, None, tmp_path / "depth.raw", tmp_path / "qp.raw",
+                     stats_path=tmp_path / "s.vtmbmsstats")
+    depth, qp = paint_back(tmp_path / "s.vtmbmsstats", 2, 100, 76)
+    assert np.array_equal(depth, planes(str(tmp_path / "depth.raw"), 2, 76, 100))
+    assert np.array_equal(qp, planes(str(tmp_path / "qp.raw"), 2, 76, 100))
+    assert len(np.unique(qp)) >= 4
+    _, _, data = read_like_yuview(tmp_path / "s.vtmbmsstats")
+    assert any(x + w == 100 and w < h for x, _, w, h, _ in data[0]["Depth"])  # cut at the edge
+    assert not list(tmp_path.glob(".*tmp"))
+
+
+def test_cu_blocks_tile_random_quadtrees():
+    rng = np.random.default_rng(1)
+    for _ in range(20):
+        h, w = 8 * int(rng.integers(1, 20)), 8 * int(rng.integers(1, 20))
+        depth = random_quadtree(rng, w, h)
+        painted = np.full((h, w), 255, np.uint8)
+        for x, y, bw, bh in hevc.cu_blocks(depth):
+            assert (painted[y:y + bh, x:x + bw] == 255).all()  # no overlap
+            painted[y:y + bh, x:x + bw] = depth[y, x]
+        assert np.array_equal(painted, depth)
+    with pytest.raises(CodecError, match="not a quadtree"):
+        hevc.cu_blocks(np.array([[0, 1], [1, 1]], np.uint8))

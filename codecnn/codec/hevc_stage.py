@@ -64,13 +64,14 @@ def plot_depth(rows: list[dict[str, Any]], path: Path) -> Path:
 
 
 def run_hevc_encode_stage(out_dir: str | os.PathLike, frames: int = 8, qps=DEMO_QPS,
-                          config: str = "ai", preset: str = "medium", jobs: int = 2,
+                          config: str = "ai", preset: str | None = None, jobs: int = 2,
                           ffmpeg: str | os.PathLike | None = None,
                           echo=print, sources=DEMO_SOURCES) -> dict[str, Any]:
     """Encode the demo samples with x265 (+ libde265 depth/QP maps); print and return tables.
 
-    Writes OUT/coded_hevc/<source>/qp<QP>/{bitstream.265, rec.yuv, depth.raw, qp.raw,
-    manifest.json} and OUT/coded_hevc/{rd.md, rd.png, depth.md, depth.png}.
+    Writes OUT/coded_hevc/<source>/hevc-<config>/qp<QP>/{bitstream.265, rec.yuv, depth.raw, qp.raw,
+    depth_qp.vtmbmsstats, manifest.json} and OUT/coded_hevc/{rd.md, rd.png, depth.md,
+    depth.png}.
     Returns {"manifests": [manifest paths], "rows": [QpSummary], "table": markdown,
     "depth_rows": [{"source", "qp", "share" (per depth 0..3), "mean_depth"}],
     "depth_table": markdown}. Re-running replaces earlier outputs.

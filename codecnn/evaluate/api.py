@@ -60,11 +60,14 @@ def filter_yuv(checkpoint: str | Path, yuv: str | Path, out: str | Path,
     tf = TiledFilter(model, reader.format.bit_depth, device=device, batch=batch, dtype=dtype)
     t0 = time.perf_counter()
     with YuvWriter(out, reader.format) as writer:
-        for k in tqdm(range(len(reader)), desc=f"filter {Path(yuv).name}", unit="frame",
-                      file=sys.stderr, disable=None if progress else True):
-            planes = reader.planes(k)
-            y = tf.filter(np.asarray(planes[0]), qp, where=str(yuv))
-            writer.write((y, *planes[1:]))
+        frames = (reader.planes(k) for k in range(len(reader)))
+        pictures = ((np.asarray(planes[0]), qp, None) for planes in frames)
+        # On CUDA the next picture is filtered while this one is written (filter_stream).
+        for k, y in enumerate(tqdm(tf.filter_stream(pictures, where=str(yuv)),
+                                   total=len(reader), desc=f"filter {Path(yuv).name}",
+                                   unit="frame", file=sys.stderr,
+                                   disable=None if progress else True)):
+            writer.write((y, *reader.planes(k)[1:]))
     return {"frames": len(reader), "out": str(out), "seconds": time.perf_counter() - t0,
             "device": device}
 
@@ -76,6 +79,9 @@ def evaluate_manifests(checkpoint: str | Path, manifests: list[str | Path],
                        progress: bool = True) -> dict[str, Any]:
     """Evaluate a checkpoint on coded sequences and write the report directory.
 
+    Besides report.json/.md and the plots, the directory gets one YUView statistics file
+    per sequence and QP (`<source>_qp<QP>.vtmbmsstats`: per-CTU gain and on flag of every
+    frame), named in each result's "block_stats".
     Returns the report dict (model, results per sequence and QP, summary with per-QP gains,
     per-sequence BD-rate/BD-PSNR and their means, switch mode, out_dir).
     """
@@ -103,6 +109,7 @@ def evaluate_manifests(checkpoint: str | Path, manifests: list[str | Path],
     t0 = time.perf_counter()
     results = [evaluate_sequence(tf, s, switch, where=str(m), progress=progress)
                for s, m in zip(seqs, manifests, strict=True)]
+    ctu_stats = [r.pop("ctu_stats") for r in results]  # arrays for the YUView files, not JSON
     report = {
         "kind": "manifests",
         "model": info,
@@ -115,7 +122,7 @@ def evaluate_manifests(checkpoint: str | Path, manifests: list[str | Path],
         "results": results,
         "summary": summarise(results, switch),
     }
-    write_report(report, out_dir, overwrite=overwrite)
+    write_report(report, out_dir, overwrite=overwrite, ctu_stats=ctu_stats)
     report["out_dir"] = str(out_dir)
     return report
 
@@ -158,8 +165,12 @@ def run_eval_stage(checkpoint: str | Path, manifests: list[str | Path], out_dir:
 
     t0 = time.perf_counter()
     report = evaluate_manifests(checkpoint, manifests, out_dir, switch=switch, device=device,
-                                overwrite=True, command=["run_eval_stage", str(checkpoint),
-                                                         *map(str, manifests)])
+                                overwrite=True,
+                                command=["codecnn", "eval", "--model", str(checkpoint),
+                                         *(["--switch", switch] if switch else []),
+                                         *(["--device", device] if device else []),
+                                         "--overwrite", "-o", str(out_dir),
+                                         *[a for m in manifests for a in ("--manifest", str(m))]])
     s = report["summary"]
     print(per_qp_table(s, switch))
     o = s["overall"]

@@ -59,10 +59,9 @@ def _slug(name: str) -> str:
 
 
 def _plots(report: dict[str, Any], d: Path) -> list[str]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    """Write the report's PNGs into d (figures from codecnn.evaluate.plots); their names."""
+    from codecnn.evaluate.plots import ctu_gain_map_figure, gain_per_qp_figure, rd_figure
+    from codecnn.io.atomic import save_figure_atomic
 
     made = []
     switch = report.get("switch")
@@ -70,92 +69,19 @@ def _plots(report: dict[str, Any], d: Path) -> list[str]:
     for r in report.get("results", []):
         by_seq.setdefault(r["source"], []).append(r)
     for source, pts in sorted(by_seq.items()):
-        pts = sorted(pts, key=lambda p: p["bitrate_kbps"])
-        fig, ax = plt.subplots(figsize=(5.5, 4))
-        ax.plot([p["bitrate_kbps"] for p in pts], [p["psnr_rec"] for p in pts], "o-",
-                label="anchor (VVC reconstruction)")
-        ax.plot([p["bitrate_kbps"] for p in pts], [p["psnr_filt"] for p in pts], "s-",
-                label="filtered (always on)")
-        if switch:
-            ax.plot([p["switch"]["bitrate_kbps"] for p in pts], [p["switch"]["psnr"] for p in pts],
-                    "^--", label=f"filtered, {switch} switching")
-        for p in pts:
-            ax.annotate(f"QP{p['qp']}", (p["bitrate_kbps"], p["psnr_rec"]), fontsize=7,
-                        textcoords="offset points", xytext=(4, -10))
-        ax.set_xscale("log")
-        ax.set_xlabel("bitrate (kbit/s)")
-        ax.set_ylabel("luma PSNR (dB)")
-        ax.set_title(f"RD curve: {source}")
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=8)
         name = f"rd_{_slug(source)}.png"
-        fig.tight_layout()
-        fig.savefig(d / name, dpi=110)
-        plt.close(fig)
+        save_figure_atomic(rd_figure(source, pts, switch), d / name, dpi=110)
         made.append(name)
-    per_qp = report["summary"]["per_qp"]
-    if per_qp:
-        fig, ax = plt.subplots(figsize=(5.5, 3.8))
-        qps = [r["qp"] for r in per_qp]
-        width = 0.8 if not switch else 0.4
-        xs = range(len(qps))
-        ax.bar([x - (width / 2 if switch else 0) for x in xs], [r["gain"] for r in per_qp],
-               width, label="always on")
-        if switch:
-            ax.bar([x + width / 2 for x in xs], [r["switch_gain"] for r in per_qp], width,
-                   label=f"{switch} switching")
-            ax.legend(fontsize=8)
-        ax.axhline(0, color="k", lw=0.8)
-        ax.set_xticks(list(xs), [str(q) for q in qps])
-        ax.set_xlabel("nominal QP")
-        ax.set_ylabel("luma PSNR gain (dB)")
-        ax.set_title("Luma PSNR gain per QP")
-        ax.grid(True, axis="y", alpha=0.3)
-        fig.tight_layout()
-        fig.savefig(d / "gain_per_qp.png", dpi=110)
-        plt.close(fig)
+    if report["summary"]["per_qp"]:
+        save_figure_atomic(gain_per_qp_figure(report["summary"]["per_qp"], switch),
+                           d / "gain_per_qp.png", dpi=110)
         made.append("gain_per_qp.png")
-    maps = [r for r in report.get("results", []) if r.get("ctu_gain_map", {}).get("db")]
-    if maps:
-        r = maps[len(maps) // 2]  # a middle QP of the first sequence: neither extreme
-        import numpy as np
-
-        g = np.asarray(r["ctu_gain_map"]["db"])
-        lim = max(0.05, float(np.abs(g).max()))
-        fig, ax = plt.subplots(figsize=(6, 6 * r["height"] / r["width"] + 0.8))
-        ctu = r["ctu_gain_map"]["ctu"]
-        luma = _luma(r)
-        if luma is not None:  # the picture underneath, so gains can be read against content
-            ax.imshow(luma, cmap="gray", extent=(0, r["width"], r["height"], 0))
-        im = ax.imshow(g, cmap="RdBu", vmin=-lim, vmax=lim, alpha=0.55 if luma is not None
-                       else 1.0, extent=(0, g.shape[1] * ctu, g.shape[0] * ctu, 0))
-        for y in range(g.shape[0]):
-            for x in range(g.shape[1]):
-                if g.size <= 300:
-                    cx = (x * ctu + min((x + 1) * ctu, r["width"])) / 2  # centre of the part
-                    cy = (y * ctu + min((y + 1) * ctu, r["height"])) / 2  # inside the picture
-                    ax.text(cx, cy, f"{g[y, x]:+.2f}", ha="center", va="center", fontsize=7)
-        ax.set_xlim(0, r["width"])
-        ax.set_ylim(r["height"], 0)
-        fig.colorbar(im, ax=ax, label="gain (dB) = 10·log10(SSE rec / SSE filtered)")
-        ax.set_title(f"per-CTU gain, {r['source']} QP{r['qp']} frame {r['ctu_gain_map']['frame']}",
-                     fontsize=9)
-        fig.tight_layout()
-        fig.savefig(d / "ctu_gain_map.png", dpi=110)
-        plt.close(fig)
+    if any(r.get("ctu_gain_map", {}).get("db") for r in report.get("results", [])):
+        # the map with the widest spread of CTU gains (plots.pick_gain_map), named in its title
+        save_figure_atomic(ctu_gain_map_figure(report["results"]), d / "ctu_gain_map.png",
+                           dpi=110)
         made.append("ctu_gain_map.png")
     return made
-
-
-def _luma(r: dict[str, Any]):
-    """Decoded luma of the gain map's frame, or None when the file is not readable."""
-    try:
-        from codecnn.io.yuv import YuvFormat, open_yuv
-
-        fmt = YuvFormat(r["width"], r["height"], r["bit_depth"])
-        return open_yuv(r["reconstruction"], fmt).luma(r["ctu_gain_map"]["frame"])
-    except Exception:  # a plot without its background is still a plot
-        return None
 
 
 def _markdown(report: dict[str, Any], plots: list[str]) -> str:
@@ -244,23 +170,73 @@ def _markdown(report: dict[str, Any], plots: list[str]) -> str:
                          f"{r['bitrate_kbps']:.1f} | {r['psnr_rec']:.3f} | {r['psnr_filt']:.3f} | "
                          f"{r['gain']:+.4f} |")
         lines.append("")
+    stats = [r for r in report.get("results", []) if r.get("block_stats")]
+    if stats:
+        lines += ["## Block statistics for YUView", "",
+                  "One VTM-style statistics file per sequence and QP. In YUView open the "
+                  "decoded video named below and the `.vtmbmsstats` file, select both, "
+                  "right-click and \"Add Overlay\". `CTU_gain_mdB` is 10·log10(SSE rec / "
+                  "SSE filtered) per CTU of every frame, in thousandths of a dB"
+                  + ("; `CTU_on` is 1 where the filter stays on after "
+                     f"{switch} switching." if switch else "."), ""]
+        lines += [f"- `{r['block_stats']}` over `{r['reconstruction']}` ({r['width']}x"
+                  f"{r['height']}, {r['bit_depth']}-bit 4:2:0)" for r in stats]
+        lines.append("")
     if plots:
         lines += ["## Plots", ""] + [f"![{p}]({p})" for p in plots] + [""]
     lines += ["## Commands", "", "```", " ".join(report.get("command") or []), "```", ""]
     enc = [(r["source"], r["qp"], r.get("commands") or {}) for r in report.get("results", [])]
     if any(c for *_, c in enc):
-        lines += ["Encoding/decoding commands (from the manifests):", ""]
+        # The FFmpeg binary is named once, not in every line.
+        binaries = sorted({str(argv[0]) for *_, c in enc for argv in c.values() if argv})
+        lines += ["Encoding/decoding commands (from the manifests; `ffmpeg` is "
+                  + ", ".join(f"`{b}`" for b in binaries) + "):", ""]
         for source, qp, cmds in enc:
             for step, argv in cmds.items():
-                lines.append(f"- {source} QP{qp} {step}: `{' '.join(map(str, argv))}`")
+                shown = ["ffmpeg", *map(str, argv[1:])] if argv else []
+                lines.append(f"- {source} QP{qp} {step}: `{' '.join(shown)}`")
         lines.append("")
     return "\n".join(lines)
 
 
-def write_report(report: dict[str, Any], out_dir: str | Path, overwrite: bool = False) -> Path:
-    """Write report.json, report.md and the PNG plots into `out_dir` (atomically)."""
+def write_block_stats_file(r: dict[str, Any], stats: dict[str, Any], d: Path) -> str:
+    """`<source>_qp<QP>.vtmbmsstats` in `d`: per CTU of every frame (POC = frame index of
+    the reconstruction) the gain in milli-dB and, when switching, the on flag. Returns the
+    file name."""
+    from codecnn.evaluate.tiling import CtuGrid
+    from codecnn.io.blockstats import StatType, write_block_stats
+
+    gain, on = stats["gain_mdb"], stats["on"]
+    lim = max(1, int(abs(gain).max()))  # a colour range symmetric about 0 dB
+    types = [StatType("CTU_gain_mdB", "Integer", (-lim, lim))]
+    if on is not None:
+        types.append(StatType("CTU_on", "Flag"))
+    blocks = list(CtuGrid(r["width"], r["height"], stats["ctu"]))
+
+    def pictures():
+        for k in range(len(gain)):
+            values = {"CTU_gain_mdB": gain[k].ravel()}
+            if on is not None:
+                values["CTU_on"] = on[k].ravel()
+            yield k, blocks, values
+
+    name = f"{_slug(r['source'])}_qp{r['qp']}.vtmbmsstats"
+    write_block_stats(d / name, r["width"], r["height"], types, pictures(), comments=[
+        f"codecnn eval: {r['source']} QP {r['qp']}, {stats['ctu']}x{stats['ctu']} CTUs; "
+        "CTU_gain_mdB = 1000 * 10*log10(SSE rec / SSE filtered); POC = frame index"])
+    return name
+
+
+def write_report(report: dict[str, Any], out_dir: str | Path, overwrite: bool = False,
+                 ctu_stats: list[dict[str, Any]] | None = None) -> Path:
+    """Write report.json, report.md and the PNG plots into `out_dir` (atomically); with
+    `ctu_stats` (one per result, see evaluate_sequence) also a YUView statistics file per
+    result, named in the result's "block_stats"."""
 
     def write(d: Path) -> None:
+        for r, stats in zip(report["results"] if ctu_stats else [], ctu_stats or [],
+                            strict=True):
+            r["block_stats"] = write_block_stats_file(r, stats, d)
         plots = _plots(report, d)
         report["plots"] = plots
         (d / "report.json").write_text(json.dumps(report, indent=1) + "\n")

@@ -11,7 +11,7 @@ import numpy as np
 from codecnn.codec.manifest import CodedSequence, load_manifest
 from codecnn.errors import DataError
 from codecnn.evaluate.sideinfo import open_sequence_map, picture_qp
-from codecnn.evaluate.switching import switch_picture
+from codecnn.evaluate.switching import ctu_gain_db, switch_picture
 from codecnn.evaluate.tiling import TiledFilter
 from codecnn.io.metrics import mse_to_psnr, sse
 from codecnn.io.yuv import YuvFormat, open_yuv
@@ -19,7 +19,7 @@ from codecnn.io.yuv import YuvFormat, open_yuv
 
 def expand_manifests(paths: list[str | Path]) -> list[Path]:
     """Manifest files, a directory standing for every manifest.json below it (as `encode`
-    writes them: DIR/<source>/qp<QP>/manifest.json)."""
+    writes them: DIR/<source>/<codec>-<config>/qp<QP>/manifest.json)."""
     out: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
@@ -65,7 +65,9 @@ def evaluate_sequence(tf: TiledFilter, seq: CodedSequence, switch: str | None,
     Returns a dict with the anchor (reconstruction), the always-on filter and, when `switch`
     is "ctu" or "frame", the switched filter: mean PSNR-Y over frames, bitrate (kbit/s, flag
     bits added for switching), per-frame rows, and the per-CTU gain map of frame
-    `ctu_map_frame` (dB, 10·log10(SSE_rec / SSE_filtered) per CTU).
+    `ctu_map_frame` (dB, 10·log10(SSE_rec / SSE_filtered) per CTU). Under "ctu_stats", not
+    JSON: every frame's per-CTU gain in milli-dB (int32 [frames, rows, cols]) and, when
+    switching, whether the filter is on there (bool, same shape), for the YUView file.
     """
     from tqdm import tqdm
 
@@ -84,6 +86,7 @@ def evaluate_sequence(tf: TiledFilter, seq: CodedSequence, switch: str | None,
     flag_bits = 0
     ctus_on = ctus_total = 0
     gain_map = None
+    gains_mdb, ons = [], []
     bar = tqdm(range(seq.frames), desc=f"{seq.source} qp{seq.qp}", unit="frame",
                file=sys.stderr, disable=None if progress else True, leave=False)
     for k in bar:
@@ -107,10 +110,11 @@ def evaluate_sequence(tf: TiledFilter, seq: CodedSequence, switch: str | None,
             flag_bits += sw.flag_bits
             ctus_on += row["ctus_on"]
             ctus_total += row["ctus_total"]
+        g = ctu_gain_db(sw.sse_rec, sw.sse_filt)
+        gains_mdb.append(np.rint(1000 * g).astype(np.int32))
+        ons.append(sw.on)
         if k == ctu_map_frame:
-            with np.errstate(divide="ignore", invalid="ignore"):
-                g = 10 * np.log10(sw.sse_rec / sw.sse_filt)
-            gain_map = np.nan_to_num(g, nan=0.0, posinf=0.0, neginf=0.0).round(4).tolist()
+            gain_map = g.round(4).tolist()
         frames.append(row)
     out: dict[str, Any] = {
         "source": seq.source, "qp": seq.qp, "config": seq.config, "codec": seq.codec,
@@ -123,6 +127,8 @@ def evaluate_sequence(tf: TiledFilter, seq: CodedSequence, switch: str | None,
         "psnr_filt": float(np.mean([r["psnr_filt"] for r in frames])),
         "ctu_gain_map": {"frame": ctu_map_frame, "ctu": tf.ctu, "db": gain_map},
         "per_frame": frames,
+        "ctu_stats": {"ctu": tf.ctu, "gain_mdb": np.stack(gains_mdb),
+                      "on": np.stack(ons) if switch else None},
         "commands": seq.commands, "versions": seq.versions,
     }
     out["gain"] = out["psnr_filt"] - out["psnr_rec"]

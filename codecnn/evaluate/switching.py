@@ -45,6 +45,14 @@ def ctu_sse(a: np.ndarray, b: np.ndarray, ctu: int) -> np.ndarray:
     return full.reshape(grid.rows, ctu, grid.cols, ctu).sum(axis=(1, 3)).astype(np.float64)
 
 
+def ctu_gain_db(sse_rec: np.ndarray, sse_filt: np.ndarray) -> np.ndarray:
+    """Per-CTU gain 10·log10(SSE_rec / SSE_filtered) in dB, float64 [rows, cols]; a CTU
+    where either error is zero (no finite ratio) counts 0."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        g = 10 * np.log10(sse_rec / sse_filt)
+    return np.nan_to_num(g, nan=0.0, posinf=0.0, neginf=0.0)
+
+
 def switch_picture(orig: np.ndarray, rec: np.ndarray, filtered: np.ndarray, mode: str,
                    ctu: int = 128) -> Switched:
     """Keep the filtered CTU/picture only where it lowers the error against `orig`.

@@ -196,7 +196,7 @@ class VtmTraceMap:
     def _paint(blocks: list | None, width: int, height: int, where: str, name: str) -> np.ndarray:
         if not blocks:
             raise DataError(f"{where}: no {name} statistics")
-        plane = np.full((height, width), _UNSET, np.int32)
+        plane = np.full((height, width), _UNSET, np.int64)  # any traced value fits
         # VTM traces blocks in coded-picture coordinates: a picture padded by a conformance
         # window (coded size rounded up to 8) has CUs in the padding; they are clipped away.
         coded_w, coded_h = -(-width // 8) * 8, -(-height // 8) * 8
@@ -221,13 +221,14 @@ def parse_map_format(text: str | None, path: str | os.PathLike,
     """A CLI format word → format dict; without one, guess from the file name.
 
     Words: `raw` (granularity 1), `raw4`, `vtm-trace`, `dump` (at the sequence's bit depth),
-    `dump8`, `dump10`. Guessing: .yuv → dump, .txt/.trace/.csv/.log → vtm-trace, else raw.
+    `dump8`, `dump10`. Guessing: .yuv → dump, .txt/.trace/.csv/.log/.vtmbmsstats →
+    vtm-trace, else raw.
     """
     if text is None:
         suffix = Path(path).suffix.lower()
         if suffix == ".yuv":
             return {"kind": "dump", "bit_depth": yuv_bit_depth}
-        if suffix in (".txt", ".trace", ".csv", ".log"):
+        if suffix in (".txt", ".trace", ".csv", ".log", ".vtmbmsstats"):
             return {"kind": "vtm-trace"}
         return {"kind": "raw", "granularity": 1}
     words = {
