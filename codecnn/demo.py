@@ -148,6 +148,7 @@ def write_demo_summary(out: Path, models: dict[str, dict[str, Any]],
     import matplotlib.pyplot as plt
     import numpy as np
 
+    from codecnn.evaluate.plots import format_gain
     from codecnn.io.atomic import save_figure_atomic, write_text_atomic
 
     def pct(x):
@@ -172,12 +173,15 @@ def write_demo_summary(out: Path, models: dict[str, dict[str, Any]],
     for label, m in models.items():
         by_qp = {r["qp"]: r for r in m["per_qp"]}
         for key, kind in (("gain", "always on"), ("switch_gain", "CTU switching")):
-            vals = [by_qp[q][key] if q in by_qp else 0.0 for q in qps]
-            bars = ax.bar(x + (i - (2 * len(models) - 1) / 2) * width, vals, width,
-                          label=f"{label}, {kind}")
-            for bar, v in zip(bars, vals, strict=True):
-                ax.annotate(f"{v:+.3f}", (bar.get_x() + bar.get_width() / 2, v), ha="center",
-                            va="bottom" if v >= 0 else "top", fontsize=7)
+            vals = [by_qp[q].get(key) if q in by_qp else None for q in qps]
+            xs = x + (i - (2 * len(models) - 1) / 2) * width
+            # a missing value is no bar but "n/a"; a zero one a "0" label: never a 0.0 bar
+            ax.bar(xs, [np.nan if v is None else v for v in vals], width,
+                   label=f"{label}, {kind}")
+            for xv, v in zip(xs, vals, strict=True):
+                ax.annotate(format_gain(v, 3), (xv, v or 0.0), ha="center",
+                            va="bottom" if (v or 0.0) >= 0 else "top", fontsize=7,
+                            color="0.4" if v is None else "black")
             i += 1
     ax.axhline(0, color="k", lw=0.6)
     ax.set_xticks(x, [f"QP {q}" for q in qps])

@@ -30,8 +30,11 @@ CTU, BORDER = 32, 2
 ALPHA, BETA = 3.0, 40.0
 
 
-def write_shard(path, qp, n, *, depth=True, seed=0, constant_residual=None, edge_every=5):
-    """A shard of n CTUs (ctu_size 32, border 2) at nominal QP `qp`, schema of io/shard.py."""
+def write_shard(path, qp, n, *, depth=True, seed=0, constant_residual=None, edge_every=5,
+                slice_offsets=(0,)):
+    """A shard of n CTUs (ctu_size 32, border 2) at nominal QP `qp`, schema of io/shard.py;
+    CTU i is coded at slice QP qp + slice_offsets[i % len] (a B picture when non-zero, as in
+    Random Access)."""
     rng = np.random.default_rng(seed)
     p = CTU + 2 * BORDER
     yy, xx = np.mgrid[0:p, 0:p]
@@ -48,7 +51,8 @@ def write_shard(path, qp, n, *, depth=True, seed=0, constant_residual=None, edge
         if edge_every and i % edge_every == edge_every - 1:  # a CTU cut by the picture edge
             vw, vh = 24, 16
         mean_depth = dep[i, BORDER:BORDER + vh, BORDER:BORDER + vw].mean()
-        var = ALPHA * qp + BETA * mean_depth + rng.normal(0, 3)
+        sqp = qp + slice_offsets[i % len(slice_offsets)]
+        var = ALPHA * sqp + BETA * mean_depth + rng.normal(0, 3)
         noise = rng.normal(0, np.sqrt(max(var, 1.0)), (CTU, CTU))
         if constant_residual is not None:
             noise = np.full((CTU, CTU), float(constant_residual))
@@ -57,7 +61,8 @@ def write_shard(path, qp, n, *, depth=True, seed=0, constant_residual=None, edge
         if (vw, vh) != (CTU, CTU):
             orig[i, vh:, :] = 1023  # garbage outside the valid area must not be scored
             orig[i, :, vw:] = 0
-        meta[i] = (b"synthetic", i // 4, (i % 4) * CTU, (i // 4) * CTU, qp, qp, b"I", vw, vh)
+        meta[i] = (b"synthetic", i // 4, (i % 4) * CTU, (i // 4) * CTU, sqp, qp,
+                   b"B" if sqp != qp else b"I", vw, vh)
     with h5py.File(path, "w") as f:
         f["rec"], f["orig"], f["meta"] = rec, orig, meta
         f["qp"] = np.full((n, p, p), qp, np.uint8)
@@ -277,3 +282,60 @@ def test_cli_bad_input(shards, shards_no_depth, tmp_path):
     assert_one_line_error(proc, "--data SHARDS", "--rec")
     proc = run_cli("analyze", "correlation", "--data", tmp_path / "missing", "-o", tmp_path)
     assert_one_line_error(proc, "missing", "no such file")
+
+
+def test_correlation_figure_colours_by_slice_qp_and_fits_no_line_across_a_nominal_qp(tmp_path):
+    """Random Access: B pictures at slice QP 41 under nominal QP 32 are coloured 41, the
+    legend gives each nominal QP's slice QP range, and no line spans one nominal QP's CTUs."""
+    from codecnn.analysis.correlation import correlation_figure
+
+    for k, qp in enumerate((22, 32)):
+        write_shard(tmp_path / f"ra_qp{qp}.h5", qp, 40, seed=k, slice_offsets=(0, 3, 9))
+    t = load_ctu_table(tmp_path, progress=False)
+    fig = correlation_figure(t, analyze_correlation(t))
+    qp_ax, depth_ax = fig.axes[:2]
+    coloured = np.concatenate([c.get_array() for c in qp_ax.collections])
+    assert sorted(set(coloured.tolist())) == [22, 25, 31, 32, 35, 41]
+    labels = [x.get_text() for x in qp_ax.get_legend().get_texts()]
+    assert "nominal QP 32: slice QP 32–41 (offset +0…+9)" in labels
+    solid = [ln for ln in qp_ax.get_lines() if ln.get_linestyle() == "-"]
+    assert not solid  # against slice QP only the one dashed line over all CTUs
+    for ln in depth_ax.get_lines():  # depth lines: one slice QP each, none over all CTUs
+        assert ln.get_linestyle() == "-"
+    assert len(depth_ax.get_lines()) == 6
+
+
+def test_weights_figure_is_scale_free_and_marks_the_optimum(shards):
+    from codecnn.analysis.weights import corr_at_angle, standard_angle, weights_figure
+
+    t = load_ctu_table(shards, progress=False)
+    res = analyze_weights(t, init_points=2, n_iter=2)
+    m, cf = res["moments"], res["closed_form"]
+    opt = float(standard_angle(cf["coef_qp"], cf["coef_depth"], m))
+    th = np.linspace(-180, 180, 3601)
+    c = corr_at_angle(th, m)
+    assert c.max() == pytest.approx(cf["R"], abs=1e-6)  # the curve peaks at the optimum
+    assert th[np.argmax(c)] == pytest.approx(opt, abs=0.2)
+    # the same correlation as the raw weights give, for any scale
+    a, b = 2.0, 30.0
+    assert float(corr_at_angle(np.array([standard_angle(a, b, m)]), m)[0]) == pytest.approx(
+        pearson(a * t.slice_qp + b * t.mean_depth, t.mse).r, abs=1e-9)
+    ax = weights_figure(res).axes[0]
+    assert ax.get_xlim() == (-180.0, 180.0)
+    assert any(x.get_text().startswith("optimum (OLS): a/b = ")
+               for x in ax.get_legend().get_texts())
+
+
+def test_satd_figure_says_what_the_rate_and_the_candidates_are(shards, tmp_path):
+    from codecnn.analysis.ranking import analyze_blocks, iter_shard_blocks, satd_figure
+
+    metrics = analyze_blocks(iter_shard_blocks([shards], None, False), 8)
+    result = {"block": 8, "ranking": rank_statistics(metrics),
+              "dc_heavy_example": dc_heavy_example()}
+    fig = satd_figure(metrics, result)
+    assert fig.axes[0].get_ylabel() != "rate"
+    legend = " ".join(x.get_text() for x in fig.axes[0].get_legend().get_texts())
+    assert "% of blocks" in legend and "% of pairs" in legend
+    caption = " ".join(x.get_text() for x in fig.texts)
+    for word in ("reconstruction", "DC", "planar", "horizontal", "vertical"):
+        assert word in caption

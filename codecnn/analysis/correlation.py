@@ -8,7 +8,6 @@ as NaN. A data set without depth gives the QP results and says that depth is abs
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -58,41 +57,33 @@ def _check_pair(x: np.ndarray, y: np.ndarray, min_n: int,
     return x, y
 
 
-def _r_and_p(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    """Pearson r and its two-sided p-value (t-test with n − 2 degrees of freedom)."""
+def pearson_r(x, y) -> float:
+    """Pearson's r alone (scipy.stats.pearsonr), for the weight search's many evaluations."""
     from scipy import stats
 
-    xm, ym = x - x.mean(), y - y.mean()
-    # normalise first: sums of squares of large MSEs would lose digits otherwise
-    xm /= np.linalg.norm(xm)
-    ym /= np.linalg.norm(ym)
-    r = float(np.clip(np.dot(xm, ym), -1.0, 1.0))
-    n = x.size
-    if abs(r) == 1.0:
-        return r, 0.0
-    t = r * math.sqrt((n - 2) / ((1.0 - r) * (1.0 + r)))
-    return r, float(2.0 * stats.t.sf(abs(t), n - 2))
+    return float(stats.pearsonr(np.asarray(x, np.float64), np.asarray(y, np.float64)).statistic)
 
 
 def pearson(x, y, confidence: float = 0.95, names: tuple[str, str] = ("x", "y")) -> Pearson:
-    """Pearson r, two-sided p-value and Fisher-z confidence interval (needs n ≥ 4)."""
+    """Pearson r, two-sided p-value and Fisher-z confidence interval (needs n ≥ 4), by
+    scipy.stats.pearsonr."""
     from scipy import stats
 
     x, y = _check_pair(x, y, 4, names)
-    r, p = _r_and_p(x, y)
-    z = math.atanh(max(min(r, 1 - 1e-16), -1 + 1e-16))
-    half = stats.norm.ppf(0.5 + confidence / 2) / math.sqrt(x.size - 3)
-    return Pearson(r, p, math.tanh(z - half), math.tanh(z + half), int(x.size))
+    result = stats.pearsonr(x, y)
+    ci = result.confidence_interval(confidence_level=confidence)
+    return Pearson(float(result.statistic), float(result.pvalue), float(ci.low), float(ci.high),
+                   int(x.size))
 
 
 def spearman(x, y, names: tuple[str, str] = ("x", "y")) -> Spearman:
-    """Spearman's rho (Pearson on average ranks) and its two-sided p-value (n ≥ 3)."""
+    """Spearman's rho (Pearson on average ranks) and its two-sided p-value (n ≥ 3), by
+    scipy.stats.spearmanr."""
     from scipy import stats
 
     x, y = _check_pair(x, y, 3, names)
-    rx, ry = stats.rankdata(x), stats.rankdata(y)
-    rho, p = _r_and_p(rx, ry)
-    return Spearman(rho, p, int(x.size))
+    result = stats.spearmanr(x, y)
+    return Spearman(float(result.statistic), float(result.pvalue), int(x.size))
 
 
 def correlate(x, y, names: tuple[str, str] = ("x", "y")) -> dict[str, Any]:
@@ -155,43 +146,98 @@ def correlation_table(result: dict[str, Any]) -> str:
 
 
 def plot_correlation(table: CtuTable, result: dict[str, Any], path: Path) -> Path:
-    """Scatter MSE against slice QP (and mean depth), coloured by nominal QP, with OLS lines."""
+    """correlation_figure saved as PNG."""
+    return save_figure(correlation_figure(table, result), path)
+
+
+NOMINAL_MARKERS = "osD^vP*Xhp"
+
+
+def correlation_figure(table: CtuTable, result: dict[str, Any]):
+    """MSE against slice QP (and mean depth): colour = slice QP, marker = nominal QP.
+
+    The colour is the QP the CTU was really coded with, so Random Access pictures coded at a
+    higher slice QP than their nominal QP are coloured as such, and each nominal QP's legend
+    entry gives its slice QP range. Lines are fitted only where one slice QP is held fixed
+    (depth vs MSE per slice QP) and, against slice QP, the least-squares line over all
+    CTUs whose r is in the title; never a line across the CTUs of one nominal QP, nor a depth
+    line across QPs (where QP, not depth, would set its slope).
+    """
+    from matplotlib.colors import BoundaryNorm
+    from matplotlib.lines import Line2D
+    from matplotlib.ticker import MaxNLocator
+
     plt = pyplot()
     panels = [("slice QP", table.slice_qp, "qp_vs_mse")]
     if table.has_depth:
         panels.append(("mean CU depth", table.mean_depth, "depth_vs_mse"))
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4.2), squeeze=False)
-    qps = np.unique(table.nominal_qp)
-    cmap = plt.get_cmap("viridis", max(len(qps), 2))
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.6 * len(panels) + 1.0, 4.6),
+                             squeeze=False, layout="constrained")
+    slice_qps = np.unique(table.slice_qp)
+    bounds = np.concatenate([slice_qps - 0.5, [slice_qps[-1] + 0.5]])
+    cmap = plt.get_cmap("viridis", len(slice_qps))
+    norm = BoundaryNorm(bounds, cmap.N)
+    nominal = np.unique(table.nominal_qp)
+    rng = np.random.default_rng(0)
+    jitter = rng.uniform(-0.25, 0.25, table.n)  # QP is discrete: spread points to show density
     for ax, (label, x, key) in zip(axes[0], panels, strict=True):
-        jitter = 0.0
-        if key == "qp_vs_mse":  # QP is discrete: spread the points a little to show density
-            jitter = np.random.default_rng(0).uniform(-0.25, 0.25, table.n)
-        for i, q in enumerate(qps):
+        xs = x + jitter if key == "qp_vs_mse" else x
+        for i, q in enumerate(nominal):
             m = table.nominal_qp == q
-            ax.scatter(x[m] + (jitter[m] if key == "qp_vs_mse" else 0), table.mse[m], s=6,
-                       alpha=0.5, color=cmap(i), label=f"QP {int(q)}")
-            _fit_line(ax, x[m], table.mse[m], cmap(i))
+            ax.scatter(xs[m], table.mse[m], s=9, alpha=0.6, c=table.slice_qp[m], cmap=cmap,
+                       norm=norm, marker=NOMINAL_MARKERS[i % len(NOMINAL_MARKERS)], lw=0)
+        if key == "qp_vs_mse":  # the mean per slice QP, for the trend inside the cloud
+            means = [table.mse[table.slice_qp == s].mean() for s in slice_qps]
+            ax.plot(slice_qps, means, "_", color="black", ms=16, mew=2,
+                    label="mean per slice QP")
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        else:
+            for s in slice_qps:  # depth at one fixed slice QP
+                m = table.slice_qp == s
+                if m.sum() >= 10:
+                    _fit_line(ax, x[m], table.mse[m], cmap(norm(s)))
         c = result["groups"]["all"][key]
-        title = f"{label} vs MSE: " + (f"r = {c['pearson_r']:.3f}" if "pearson_r" in c
-                                       else "undefined")
-        _fit_line(ax, x, table.mse, "black", dashed=True)
+        r = f"r = {c['pearson_r']:.3f}" if "pearson_r" in c else "r undefined"
+        if key == "qp_vs_mse":
+            _fit_line(ax, x, table.mse, "black", dashed=True,
+                      label=f"least squares, all CTUs ({r})")
         ax.set_xlabel(label)
-        ax.set_ylabel(f"CTU residual MSE ({table.bit_depth}-bit)")
-        ax.set_title(title)
-        ax.legend(fontsize=7, markerscale=2)
+        ax.set_ylabel(f"CTU residual MSE (orig − rec, {table.bit_depth}-bit samples²)")
+        ax.set_title(f"{label} vs MSE, all {table.n} CTUs: {r}", fontsize=10)
+        handles = [Line2D([], [], ls="", marker=NOMINAL_MARKERS[i % len(NOMINAL_MARKERS)],
+                          color="0.35", label=_nominal_label(table, q))
+                   for i, q in enumerate(nominal)]
+        extra, names = ax.get_legend_handles_labels()
+        ax.legend(handles + extra, [h.get_label() for h in handles] + names, fontsize=7,
+                  markerscale=1.3, loc="upper left")
+    if len(panels) == 2:
+        axes[0][1].text(0.99, 0.01, "coloured lines: least squares at one slice QP",
+                        transform=axes[0][1].transAxes, ha="right", va="bottom", fontsize=7,
+                        color="0.3")
+    cb = fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=cmap), ax=axes[0].tolist(),
+                      label="slice QP (colour)", shrink=0.9)
+    step = max(1, int(np.ceil(len(slice_qps) / 12)))
+    cb.set_ticks(slice_qps[::step])
     if not table.has_depth:
         fig.text(0.5, -0.02, "depth absent (has_depth=False)", ha="center", fontsize=8)
-    return save_figure(fig, path)
+    return fig
 
 
-def _fit_line(ax, x, y, color, dashed: bool = False) -> None:
+def _nominal_label(table: CtuTable, q) -> str:
+    s = table.slice_qp[table.nominal_qp == q]
+    lo, hi = int(s.min()), int(s.max())
+    same = f"slice QP {lo}" if lo == hi else f"slice QP {lo}–{hi} (offset {lo - q:+d}…{hi - q:+d})"
+    return f"nominal QP {int(q)}: {same}"
+
+
+def _fit_line(ax, x, y, color, dashed: bool = False, label: str | None = None) -> None:
     x = np.asarray(x, dtype=np.float64)
     if x.size < 2 or np.all(x == x[0]):
         return
     slope, icpt = np.polyfit(x, y, 1)
     xs = np.array([x.min(), x.max()])
-    ax.plot(xs, slope * xs + icpt, color=color, lw=1.5, ls="--" if dashed else "-")
+    ax.plot(xs, slope * xs + icpt, color=color, lw=1.5, ls="--" if dashed else "-",
+            label=label)
 
 
 def _where(table: CtuTable) -> str:

@@ -18,6 +18,7 @@ SSE differs by an order of magnitude.
 from __future__ import annotations
 
 import os
+import textwrap
 from collections.abc import Iterator, Sequence
 from itertools import combinations
 from pathlib import Path
@@ -247,34 +248,69 @@ def satd_table(result: dict[str, Any]) -> str:
 
 
 def plot_satd(metrics: dict[str, np.ndarray], result: dict[str, Any], path: Path) -> Path:
+    """satd_figure saved as PNG."""
+    return save_figure(satd_figure(metrics, result), path)
+
+
+CANDIDATE_CAPTION = (
+    "Candidates for each {b}×{b} block of the original (5 per block): the decoded "
+    "reconstruction itself, and four intra predictions from the reconstructed neighbours: "
+    "DC (mean of the row above and the column left), planar (VVC's blend of those), horizontal "
+    "(each row = its left neighbour) and vertical (each column = its top neighbour); VVC "
+    "formulas without reference filtering. Each metric scores a candidate by its residual "
+    "against the original and ranks the 5.")
+
+
+def satd_figure(metrics: dict[str, np.ndarray], result: dict[str, Any]):
+    """Left: how often two metrics disagree (best candidate, candidate pairs), in % ; right:
+    Hadamard SATD vs SSE per block, with the research note's DC-heavy example; a caption
+    says what the candidates are."""
+    from matplotlib.ticker import PercentFormatter
+
     plt = pyplot()
-    fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(11.5, 4.3))
+    fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(11.5, 5.0), layout="constrained")
     pairs = result["ranking"]["pairs"]
     labels = [p.replace("~", "\nvs ").replace("dct_int", "DCT int").replace("dct", "DCT")
               .replace("hadamard", "Had.").replace("sse", "SSE") for p in pairs]
     x = np.arange(len(pairs))
-    ax0.bar(x - 0.2, [p["best_disagreement"] for p in pairs.values()], 0.4,
-            label="best candidate differs")
-    ax0.bar(x + 0.2, [p["pair_disagreement"] or 0 for p in pairs.values()], 0.4,
-            label="candidate pairs reversed")
+    blocks = result["ranking"]["blocks"]
+    ax0.bar(x - 0.2, [100 * p["best_disagreement"] for p in pairs.values()], 0.4,
+            label="best candidate differs (% of blocks)")
+    reversed_ = [p["pair_disagreement"] for p in pairs.values()]
+    ax0.bar(x + 0.2, [100 * (v if v is not None else np.nan) for v in reversed_], 0.4,
+            label="candidate pairs ordered oppositely\n(% of pairs neither metric ties)")
+    for xi, v in zip(x, reversed_, strict=True):
+        if v is None:  # every pair tied under one of the metrics: no share to show
+            ax0.text(xi + 0.2, 0, "n/a", ha="center", va="bottom", fontsize=7, color="0.3")
     ax0.set_xticks(x, labels, fontsize=7)
-    ax0.set_ylabel("rate")
-    ax0.set_title(f"disagreement over {result['ranking']['blocks']} blocks")
-    ax0.legend(fontsize=8)
+    ax0.yaxis.set_major_formatter(PercentFormatter(decimals=0))
+    ax0.set_ylabel("disagreement between two metrics")
+    ax0.set_title(f"Do two metrics rank the 5 candidates alike? ({blocks} blocks)",
+                  fontsize=10)
+    ax0.set_ylim(0, ax0.get_ylim()[1] * 1.3)  # headroom for the legend
+    ax0.legend(fontsize=8, loc="upper left")
     had, s = metrics["hadamard"][0], metrics["sse"][0]
     keep = (had > 0) & (s > 0)
-    ax1.scatter(s[keep], had[keep], s=3, alpha=0.3, label="decoded blocks")
+    ax1.scatter(s[keep], had[keep], s=3, alpha=0.3,
+                label="decoded blocks (candidate: reconstruction)")
     ax1.set_xscale("log")
     ax1.set_yscale("log")
-    ax1.set_xlabel("SSE of the reconstruction's residual")
-    ax1.set_ylabel("Hadamard SATD (VTM)")
+    ax1.set_xlabel("SSE of the residual orig − reconstruction")
+    ax1.set_ylabel("Hadamard SATD (VTM) of that residual")
     if result["block"] == result["dc_heavy_example"]["block"]:  # same block size: comparable
-        ex = result["dc_heavy_example"]["candidates"]
-        for c, mk in zip(ex, ("rs", "g^", "kD"), strict=True):
+        ex = result["dc_heavy_example"]
+        for c, mk in zip(ex["candidates"], ("rs", "g^", "kD"), strict=True):
             ax1.plot(c["sse"], c["hadamard"], mk, ms=8, label=c["candidate"])
-    ax1.legend(fontsize=6)
-    ax1.set_title(f"per {result['block']}×{result['block']} block: Hadamard SATD vs SSE")
-    return save_figure(fig, path)
+        ax1.legend(fontsize=7, loc="upper left", title_fontsize=7,
+                   title=f"markers: the research note's example\n(original flat at "
+                         f"{ex['original']}, {ex['block']}×{ex['block']}, 10-bit)")
+    else:
+        ax1.legend(fontsize=7, loc="upper left")
+    ax1.set_title(f"per {result['block']}×{result['block']} block: Hadamard SATD vs SSE",
+                  fontsize=10)
+    fig.text(0.01, -0.01, textwrap.fill(CANDIDATE_CAPTION.format(b=result["block"]), 190),
+             fontsize=7.5, va="top", ha="left", color="0.2")
+    return fig
 
 
 def run_satd_analysis(out_dir: str | os.PathLike, *, data=None, rec=None, orig=None,

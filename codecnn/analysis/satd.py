@@ -48,13 +48,13 @@ def _torch():
 
 
 def hadamard_matrix(n: int) -> np.ndarray:
-    """Sylvester Hadamard matrix of order n (a power of two), int64 entries ±1."""
+    """Sylvester Hadamard matrix of order n (a power of two), int64 entries ±1: VTM's
+    xGetHADs uses this (natural) order, which is scipy.linalg.hadamard's."""
+    from scipy.linalg import hadamard
+
     if n < 1 or n & (n - 1):
         raise ValueError(f"Hadamard order must be a power of two, got {n}")
-    h = np.ones((1, 1), dtype=np.int64)
-    while h.shape[0] < n:
-        h = np.block([[h, h], [h, -h]])
-    return h
+    return hadamard(n, dtype=np.int64)
 
 
 def vtm_kernel(width: int, height: int) -> tuple[int, int]:

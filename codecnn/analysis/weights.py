@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from codecnn.analysis.correlation import UndefinedCorrelation, _r_and_p, pearson
+from codecnn.analysis.correlation import UndefinedCorrelation, pearson, pearson_r
 from codecnn.analysis.ctu_data import CtuTable, load_ctu_table
 from codecnn.analysis.report import markdown_table, pyplot, save_figure, write_json
 from codecnn.errors import DataError
@@ -30,7 +30,7 @@ def weighted_corr(a: float, b: float, qp: np.ndarray, depth: np.ndarray,
     w = a * qp + b * depth
     if np.all(w == w[0]):
         return UNDEFINED_SCORE
-    return _r_and_p(w, mse)[0]
+    return pearson_r(w, mse)
 
 
 def closed_form(qp: np.ndarray, depth: np.ndarray, mse: np.ndarray) -> dict[str, Any]:
@@ -44,7 +44,7 @@ def closed_form(qp: np.ndarray, depth: np.ndarray, mse: np.ndarray) -> dict[str,
                         "the two weights cannot be told apart")
     coef, *_ = np.linalg.lstsq(X, mse, rcond=None)
     fitted = X @ coef
-    r_mult = _r_and_p(fitted, mse)[0]
+    r_mult = pearson_r(fitted, mse)
     return {"R": float(r_mult), "R2": float(r_mult**2), "intercept": float(coef[0]),
             "coef_qp": float(coef[1]), "coef_depth": float(coef[2]),
             "a_over_b": float(coef[1] / coef[2]) if coef[2] != 0 else None}
@@ -174,46 +174,91 @@ def weights_table(result: dict[str, Any]) -> str:
 
 
 def plot_weights(result: dict[str, Any], path: Path) -> Path:
-    """corr(a·QP + b·depth, MSE) over the bounds (from the moments), BO samples, optimum ray."""
+    """weights_figure saved as PNG."""
+    return save_figure(weights_figure(result), path)
+
+
+def standard_angle(a, b, m: dict[str, float]):
+    """θ = atan2(b·σ_depth, a·σ_QP) in degrees: the direction of the weights in units of
+    each variable's standard deviation."""
+    return np.degrees(np.arctan2(np.asarray(b) * np.sqrt(m["var_depth"]),
+                                 np.asarray(a) * np.sqrt(m["var_qp"])))
+
+
+def corr_at_angle(theta_deg: np.ndarray, m: dict[str, float]) -> np.ndarray:
+    """corr(a·QP + b·depth, MSE) at the standardised direction θ (see standard_angle).
+
+    The correlation does not change when (a, b) is scaled by a positive number, so one
+    angle is all there is to plot; measuring it on standardised variables makes it free of
+    the units too (raw QP varies by tens, depth by about one, which squeezes every change
+    of the raw angle into a cliff near ±90°).
+    """
+    t = np.radians(theta_deg)
+    a, b = np.cos(t) / np.sqrt(m["var_qp"]), np.sin(t) / np.sqrt(m["var_depth"])
+    var_w = a**2 * m["var_qp"] + 2 * a * b * m["cov_qp_depth"] + b**2 * m["var_depth"]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (a * m["cov_qp_mse"] + b * m["cov_depth_mse"]) / np.sqrt(var_w * m["var_mse"])
+
+
+_RATIOS = (-10, -3, -1, -0.3, -0.1, 0, 0.1, 0.3, 1, 3, 10)  # a/b on the top axis
+
+
+def weights_figure(result: dict[str, Any]):
+    """corr(w, MSE) against the standardised direction θ of the weights (a/b on top), the
+    BO samples of both searches on the curve and the closed-form optimum marked; the right
+    panel zooms on the optimum, where the searches' gaps show."""
     plt = pyplot()
-    m = result["moments"]
-    (alo, ahi), (blo, bhi) = result["bounds"]["a"], result["bounds"]["b"]
-    a = np.linspace(alo, ahi, 201)
-    b = np.linspace(blo, bhi, 201)
-    A, B = np.meshgrid(a, b)
-    var_w = A**2 * m["var_qp"] + 2 * A * B * m["cov_qp_depth"] + B**2 * m["var_depth"]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        corr = (A * m["cov_qp_mse"] + B * m["cov_depth_mse"]) / np.sqrt(var_w * m["var_mse"])
-    fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(12, 4.5), layout="constrained")
-    im = ax0.contourf(A, B, np.ma.masked_invalid(corr), levels=30, cmap="viridis")
-    fig.colorbar(im, ax=ax0, label="corr(w, MSE)")
-    pts = np.array(result["bo_free"]["points"])
-    ax0.scatter(pts[:, 0], pts[:, 1], s=10, c="white", edgecolors="black", lw=0.5,
-                label="BO samples")
-    cf = result["closed_form"]
-    direction = np.array([cf["coef_qp"], cf["coef_depth"]])
-    t = np.linspace(0, 2 * max(abs(alo), abs(ahi), abs(blo), abs(bhi)), 2)
-    ray = direction[:, None] / np.linalg.norm(direction) * t
-    ax0.plot(ray[0], ray[1], "r--", lw=1.2, label=f"OLS direction (R = {cf['R']:.4f})")
-    ax0.plot(result["bo_free"]["a"], result["bo_free"]["b"], "r*", ms=12, label="BO best")
-    ax0.set_xlim(alo, ahi)
-    ax0.set_ylim(blo, bhi)
-    ax0.set_xlabel("a (QP weight)")
-    ax0.set_ylabel("b (depth weight)")
-    ax0.legend(fontsize=7, loc="lower left")
-    ax0.set_title("a and b free")
-    var_1 = a**2 * m["var_qp"] + 2 * a * m["cov_qp_depth"] + m["var_depth"]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        c1 = (a * m["cov_qp_mse"] + m["cov_depth_mse"]) / np.sqrt(var_1 * m["var_mse"])
-    ax1.plot(a, c1, "k-", lw=1, label="corr(a·QP + depth, MSE)")
-    p1 = np.array(result["bo_b1"]["points"])
-    ax1.scatter(p1[:, 0], p1[:, 2], s=12, c="tab:orange", label="BO samples", zorder=3)
-    ax1.axhline(cf["R"], color="r", ls="--", lw=1, label="closed-form R")
-    ax1.set_xlabel("a (QP weight), b = 1")
-    ax1.set_ylabel("corr(w, MSE)")
-    ax1.legend(fontsize=7)
-    ax1.set_title("b fixed to 1")
-    return save_figure(fig, path)
+    m, cf = result["moments"], result["closed_form"]
+    free, fixed = result["bo_free"], result["bo_b1"]
+    opt = float(standard_angle(cf["coef_qp"], cf["coef_depth"], m))
+    ratio = f"{cf['a_over_b']:.3g}" if cf["a_over_b"] is not None else "∞"
+    pf, p1 = np.array(free["points"]), np.array(fixed["points"])
+    th_free = standard_angle(pf[:, 0], pf[:, 1], m)
+    th_b1 = standard_angle(p1[:, 0], 1.0, m)
+    fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(12, 4.8), layout="constrained",
+                                   gridspec_kw={"width_ratios": (1.6, 1)})
+    alo, ahi = result["bounds"]["a"]
+    for ax, (lo, hi) in ((ax0, (-180.0, 180.0)), (ax1, (opt - 12.0, opt + 12.0))):
+        th = np.linspace(lo, hi, 721)
+        ax.plot(th, corr_at_angle(th, m), "k-", lw=1.2, label="corr(w, MSE)")
+        # b = 1 with a in its bounds reaches only these directions
+        ax.axvspan(float(standard_angle(ahi, 1.0, m)), float(standard_angle(alo, 1.0, m)),
+                   color="tab:orange", alpha=0.08, label=f"reachable with b = 1, a in "
+                   f"[{alo:g}, {ahi:g}]")
+        ax.scatter(th_free, pf[:, 2], s=18, c="white", edgecolors="tab:blue", zorder=3,
+                   label=f"BO samples, a and b free ({len(pf)})")
+        ax.scatter(th_b1, p1[:, 2], s=14, marker="x", c="tab:orange", zorder=3,
+                   label=f"BO samples, b = 1 ({len(p1)})")
+        ax.axvline(opt, color="r", ls="--", lw=1)
+        ax.plot(opt, cf["R"], "r*", ms=14, zorder=4,
+                label=f"optimum (OLS): a/b = {ratio}, θ = {opt:.1f}°, R = {cf['R']:.4f}")
+        ax.set_xlim(lo, hi)
+        ax.set_ylabel("corr(a·QP + b·depth, MSE)")
+        ax.grid(alpha=0.3)
+    ax0.set_xticks(np.arange(-180, 181, 45))
+    ax0.set_xlabel("direction of the weights θ = atan2(b·σ_depth, a·σ_QP) (degrees)")
+    for th, text in ((0.0, "QP alone"), (90.0, "depth alone")):
+        ax0.annotate(text, (th, float(corr_at_angle(np.array([th]), m)[0])), fontsize=7,
+                     textcoords="offset points", xytext=(4, -12), color="0.3")
+    top = ax0.secondary_xaxis("top")
+    ratio_ticks = [float(standard_angle(r, 1.0, m)) for r in _RATIOS]  # b = 1: a/b = a
+    keep = [0] + [i for i in range(1, len(_RATIOS))
+                  if abs(ratio_ticks[i] - ratio_ticks[i - 1]) > 6]  # no overprinting
+    top.set_xticks([ratio_ticks[i] for i in keep], [f"{_RATIOS[i]:g}" for i in keep],
+                   fontsize=7)
+    top.set_xlabel("a/b (for b > 0)", fontsize=8)
+    ax0.legend(fontsize=7, loc="best")
+    ax0.set_title("w = a·QP + b·depth: the correlation depends only on the direction",
+                  fontsize=10)
+    ax1.set_xlabel("θ (degrees), near the optimum")
+    ax1.set_title(f"zoom: below the optimum by {free['gap_to_closed_form']:.2g} (free) and "
+                  f"{fixed['gap_to_closed_form']:.2g} (b = 1)", fontsize=10)
+    ys = corr_at_angle(np.linspace(opt - 12, opt + 12, 97), m)
+    ys = ys[np.isfinite(ys)]
+    if ys.size:
+        pad = max(float(cf["R"] - ys.min()), 1e-4) * 0.15
+        ax1.set_ylim(float(ys.min()) - pad, float(cf["R"]) + pad)
+    return fig
 
 
 def run_weights(data: str | os.PathLike | Sequence[str | os.PathLike],
@@ -242,5 +287,5 @@ def run_weights_stage(shard_dir: str | os.PathLike, out_dir: str | os.PathLike
     return result
 
 
-__all__ = ["analyze_weights", "bo_search", "closed_form", "run_weights", "run_weights_stage",
-           "weighted_corr"]
+__all__ = ["analyze_weights", "bo_search", "closed_form", "corr_at_angle", "run_weights",
+           "run_weights_stage", "weighted_corr", "weights_figure"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import math
 from pathlib import Path
 from typing import Any
@@ -86,35 +87,94 @@ def _append(path: Path, fields, row) -> None:
         csv.DictWriter(f, fieldnames=fields).writerow({k: row.get(k) for k in fields})
 
 
+def loss_description(run_dir: Path) -> tuple[str, str]:
+    """(axis label, note) saying what train.csv's loss is, from RUN/config.json.
+
+    The loss compares the predicted correction with the target (orig − rec)/peak over the
+    CTU's valid samples, so it is the MSE (or mean |error|) of (orig − filtered)/peak.
+    """
+    try:
+        cfg = json.loads((Path(run_dir) / "config.json").read_text())["train_config"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return "training loss", ""
+    kind = cfg.get("loss", "mse")
+    label = ("MSE of (orig − filtered)/peak" if kind == "mse"
+             else "mean |orig − filtered|/peak" if kind == "l1" else f"{kind} loss")
+    weighting = cfg.get("qp_weighting", "none")
+    every = int(cfg.get("log_every") or 0)
+    notes = [f"mean of each {every} steps" if every > 1 else "each step" if every else ""]
+    if weighting != "none":
+        label += ", QP-weighted"
+        notes.append(f"per-QP weights: {weighting}")
+    return label, "; ".join(n for n in notes if n)
+
+
 def plot_curves(run_dir: Path) -> Path:
-    """RUN/curves.png: training loss (log scale) and validation PSNR-Y gain per QP."""
+    """RUN/curves.png (see curves_figure), written atomically."""
+    return save_figure_atomic(curves_figure(run_dir), Path(run_dir) / "curves.png", dpi=100)
+
+
+def curves_figure(run_dir: Path):
+    """Training loss and validation PSNR-Y gain per QP over integer steps, from the CSVs.
+
+    Every logged row is a marker, so a run of one or two rows still shows its points; an
+    empty panel says that nothing is logged yet. An unweighted MSE loss also gets the PSNR
+    it corresponds to on a right-hand axis.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import numpy as np
+    from matplotlib.ticker import MaxNLocator
 
     run_dir = Path(run_dir)
     train = read_csv(run_dir / "train.csv")
     val = read_csv(run_dir / "val.csv")
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4), layout="constrained")
     steps = [int(r["step"]) for r in train]
     loss = [float(r["loss"]) for r in train]
-    if steps and all(math.isfinite(v) and v > 0 for v in loss):
-        ax1.semilogy(steps, loss)
-    elif steps:
-        ax1.plot(steps, loss)
-    ax1.set(xlabel="step", ylabel="training loss", title="training loss")
+    label, note = loss_description(run_dir)
+    finite = [v for v in loss if math.isfinite(v)]
+    # log scale only where the loss spans enough to need it; a short run reads better linear
+    if finite and min(finite) > 0 and max(finite) / min(finite) > 10:
+        ax1.set_yscale("log")
+    marker = "o" if len(steps) <= 60 else None
+    if steps:
+        ax1.plot(steps, loss, marker=marker, ms=4)
+    else:
+        _say_empty(ax1, "no training rows logged yet")
+    ax1.set(xlabel="step", ylabel=label,
+            title="training loss" + (f" ({note})" if note else ""))
+    ax1.title.set_fontsize(10)
     ax1.grid(alpha=0.3)
+    if label == "MSE of (orig − filtered)/peak" and finite and min(finite) > 0:
+        def to_psnr(m):
+            return -10 * np.log10(np.clip(m, 1e-12, None))
+
+        def to_mse(p):
+            return 10 ** (-np.asarray(p) / 10)
+
+        ax1.secondary_yaxis("right", functions=(to_psnr, to_mse)).set_ylabel(
+            "as PSNR (dB): −10·log10(loss)")
     qps = sorted({r["nominal_qp"] for r in val}, key=lambda q: (q != "all", q))
     for qp in qps:
         rs = [r for r in val if r["nominal_qp"] == qp]
         label = "mean over QPs" if qp == "all" else f"QP {qp}"
         ax2.plot([int(r["step"]) for r in rs], [float(r["gain_db"]) for r in rs],
                  marker="o", label=label, lw=2.5 if qp == "all" else 1.2)
+    if not qps:
+        _say_empty(ax2, "no validation yet")
     ax2.axhline(0, color="k", lw=0.6)
     ax2.set(xlabel="step", ylabel="PSNR-Y gain (dB)", title="validation gain (filtered − rec)")
+    ax2.title.set_fontsize(10)
     ax2.grid(alpha=0.3)
     if qps:
         ax2.legend()
-    fig.tight_layout()
-    return save_figure_atomic(fig, run_dir / "curves.png", dpi=100)
+    for ax in (ax1, ax2):  # steps are whole numbers: never a tick at 1.5
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    return fig
+
+
+def _say_empty(ax, text: str) -> None:
+    ax.text(0.5, 0.5, text, transform=ax.transAxes, ha="center", va="center", color="0.4")
