@@ -254,6 +254,35 @@ def test_bf16_close_to_fp32():
     assert 0 < np.abs(a - c).max() < 4.0
 
 
+def test_padded_last_batch_and_device_rounding_change_nothing():
+    """A short last batch filled up to the compiled batch size (no recompilation) gives the
+    same picture; the rounding and clipping CUDA does on the device (float32, round half to
+    even) gives the samples of the CPU path; filter_stream is filter picture by picture."""
+    rec = _picture(seed=5)  # 200×136 at CTU 64: 12 tiles, batches of 5 → a last batch of 2
+    model = UnpaddedNet()
+    plain = TiledFilter(model, 10, ctu=64, batch=5)
+    padded = TiledFilter(model, 10, ctu=64, batch=5, pad=True)
+    assert not plain.pad and padded.pad and TiledFilter(model, 10).channels_last is False
+    stack = plain.stack(rec, qp=32)
+    np.testing.assert_array_equal(padded.residual(stack), plain.residual(stack))
+    want = plain.filter(rec, 32)
+    np.testing.assert_array_equal(padded.filter(rec, 32), want)
+    on_device = plain._filtered(stack)
+    assert on_device.dtype == torch.int16
+    np.testing.assert_array_equal(on_device.numpy().astype(np.uint16), want)
+    loud = TiledFilter(UnpaddedNet(), 10, ctu=64, batch=5)  # +51 on bright samples: clips
+    with torch.no_grad():
+        loud.model.c2.bias.fill_(50.0)
+    bright = np.clip(rec.astype(int) + 400, 0, 1023).astype(np.uint16)
+    clipped = loud.filter(bright, 32)
+    assert (clipped == 1023).sum() > (bright == 1023).sum()
+    np.testing.assert_array_equal(loud._filtered(loud.stack(bright, 32)).numpy(), clipped)
+    pics = [(rec, 32, None), (_picture(seed=6), 27, None)]
+    got = list(plain.filter_stream(iter(pics)))
+    for g, (r, q, _) in zip(got, pics, strict=True):
+        np.testing.assert_array_equal(g, plain.filter(r, q))
+
+
 def test_zero_filter_is_identity():
     rec = _picture(seed=4)
     assert np.array_equal(TiledFilter(zero_model(), 10).filter(rec, 37), rec)
@@ -506,3 +535,112 @@ def test_bd_averages_only_sequences_with_four_qps_and_says_which():
     assert s["overall"]["bd_rate_pchip"] == pytest.approx(a["pchip"]["bd_rate"])
     assert s["overall"]["bd_rate_cubic"] == pytest.approx(a["cubic"]["bd_rate"])
     assert s["overall"]["bd_rate_pchip"] < 0  # a PSNR gain at equal rate saves bits
+
+
+def test_eval_writes_yuview_block_stats_per_sequence_and_qp(coded, tmp_path):
+    """One .vtmbmsstats per (sequence, QP), readable as YUView reads it: per CTU of every
+    frame the gain in milli-dB (report.json's gain map at its frame) and the on flag."""
+    from yuview_format import read_like_yuview
+
+    from codecnn.evaluate import evaluate_manifests
+    from codecnn.io.sideinfo import parse_vtm_trace
+
+    model = tiny_rdn()
+    ckpt = save_checkpoint(model, tmp_path / "m.pt")
+    evaluate_manifests(ckpt, coded[1:3], tmp_path / "rep", switch="ctu", progress=False)
+    rep = json.loads((tmp_path / "rep" / "report.json").read_text())
+    md = (tmp_path / "rep" / "report.md").read_text()
+    tf = TiledFilter(model, 10)
+    ctus = [(0, 0, 128, 128), (128, 0, 48, 128), (0, 128, 128, 16), (128, 128, 48, 16)]
+    for r in rep["results"]:
+        path = tmp_path / "rep" / r["block_stats"]
+        assert path.name == f"carphone_qp{r['qp']}.vtmbmsstats" and f"`{path.name}`" in md
+        size, types, _ = read_like_yuview(path)
+        assert size == (W, H) and types["CTU_on"] == ("Flag", None)
+        stats = parse_vtm_trace(path, ["CTU_gain_mdB", "CTU_on"])
+        assert sorted(stats) == list(range(FRAMES))
+        m = r["ctu_gain_map"]
+        got = stats[m["frame"]]["CTU_gain_mdB"]
+        assert [b[:4] for b in got] == ctus
+        assert np.abs(np.array([b[4] for b in got]) - 1000 * np.ravel(m["db"])).max() <= 0.55
+        seq = load_manifest(coded[QPS.index(r["qp"])])
+        fmt = YuvFormat(W, H, 10)
+        o, rec = open_yuv(seq.original, fmt), open_yuv(seq.reconstruction, fmt)
+        for k in range(FRAMES):  # every frame, recomputed from the real pictures
+            sw = switch_picture(o.luma(k), rec.luma(k), tf.filter(rec.luma(k), r["qp"]), "ctu")
+            gain = 1000 * 10 * np.log10(sw.sse_rec / sw.sse_filt)
+            assert [b[4] for b in stats[k]["CTU_gain_mdB"]] == np.rint(gain).ravel().tolist()
+            assert [b[4] for b in stats[k]["CTU_on"]] == sw.on.ravel().astype(int).tolist()
+        assert sum(b[4] for k in stats for b in stats[k]["CTU_on"]) == r["switch"]["on"]
+
+
+# --------------------------------------------------------------------------- report figures
+
+def _texts(fig) -> list[str]:
+    return [t.get_text() for t in fig.findobj(lambda o: hasattr(o, "get_text"))]
+
+
+def test_format_gain_never_reads_a_signed_zero():
+    from codecnn.evaluate.plots import format_gain, text_colour
+
+    assert format_gain(0.0) == "0" and format_gain(-0.0) == "0"
+    assert format_gain(None) == "n/a" and format_gain(float("nan")) == "n/a"
+    assert format_gain(-0.004) == "\u22120.004" and format_gain(0.0049) == "+0.005"
+    assert format_gain(-1e-9) == "≈0" and format_gain(-17.341) == "\u221217.34"
+    assert text_colour((0.4, 0.0, 0.05)) == "white" and text_colour((0.95, 0.9, 0.9)) == "black"
+
+
+def test_report_figures_read_at_a_glance(coded, tmp_path):
+    """On a real report: the anchor is named by codec, ΔPSNR panel and QP labels inside the
+    axes, log-rate ticks labelled, zero and missing gains told apart, gain-map labels never
+    a signed zero, the map chosen and said so in its title."""
+    import re
+
+    from codecnn.evaluate import evaluate_manifests
+    from codecnn.evaluate.plots import ctu_gain_map_figure, gain_per_qp_figure, rd_figure
+
+    model = tiny_rdn()
+    with torch.no_grad():  # a near-identity filter: gains of hundredths of a dB, both signs
+        model.tail.weight.mul_(0.01)
+        model.tail.bias.zero_()
+    ckpt = save_checkpoint(model, tmp_path / "m.pt")
+    rep = evaluate_manifests(ckpt, coded, tmp_path / "rep", switch="ctu", progress=False)
+    results = rep["results"]
+
+    fig = rd_figure("carphone", results, "ctu")
+    ax, dax = fig.axes
+    assert "anchor: VVC (libvvenc) reconstruction" in [t.get_text() for t in ax.get_legend()
+                                                       .get_texts()]
+    hevc = [{**r, "codec": "hevc"} for r in results]
+    legend = " ".join(t.get_text() for t in rd_figure("x", hevc).axes[0].get_legend().get_texts())
+    assert "HEVC (libx265)" in legend and "VVC" not in legend
+    assert "ΔPSNR" in dax.get_ylabel()
+    fig.canvas.draw()
+    box = ax.get_window_extent()
+    qp_labels = [t for t in ax.texts if t.get_text().startswith("QP")]
+    assert len(qp_labels) == len(QPS)
+    for t in qp_labels:  # no label cut by the frame
+        e = t.get_window_extent()
+        assert box.x0 <= e.x0 and e.x1 <= box.x1 and box.y0 <= e.y0 and e.y1 <= box.y1
+    ticks = [t.get_text() for t in dax.xaxis.get_majorticklabels() + dax.xaxis.get_minorticklabels()
+             if t.get_text() and dax.get_xlim()[0] <= t.get_position()[0] <= dax.get_xlim()[1]]
+    assert len(ticks) >= 3, ticks
+
+    per_qp = [dict(r) for r in rep["summary"]["per_qp"]]
+    per_qp[0]["gain"], per_qp[1]["switch_gain"] = None, 0.0
+    texts = _texts(gain_per_qp_figure(per_qp, "ctu"))
+    assert "n/a" in texts and "0" in texts
+
+    negative_zero = re.compile(r"^[-\u2212]0(\.0*)?$")
+    fig = ctu_gain_map_figure(results)
+    ax = fig.axes[0]
+    assert ax.get_xlabel() and ax.get_ylabel()
+    labels = [t.get_text() for t in ax.texts]
+    assert len(labels) == 4 and not any(negative_zero.match(s) for s in labels)
+    assert "widest CTU spread of 4 maps" in ax.get_title()
+    fig = ctu_gain_map_figure(results, choose=("carphone", 37))
+    assert "QP 37" in fig.axes[0].get_title() and "as chosen" in fig.axes[0].get_title()
+    zeroed = [{**r, "ctu_gain_map": {**r["ctu_gain_map"], "db": [[-1e-6, 0.0], [0.0, 2.0]]}}
+              for r in results[:1]]
+    labels = [t.get_text() for t in ctu_gain_map_figure(zeroed).axes[0].texts]
+    assert labels == ["≈0", "0", "0", "+2.00"]

@@ -1,8 +1,9 @@
 #!/usr/bin/env python
 """Inference speed of the in-loop filter: milliseconds per 1080p luma frame.
 
-For each preset (rdn-s, rdn-m) the baseline is eager fp32 (NCHW; 16 CTUs per batch on the
-CPU, a whole frame of 135 CTUs per batch on CUDA for every row); the
+For each preset (rdn-s, rdn-m) the baseline is eager fp32 (NCHW); every row, compiled or
+eager, filters at the same batch (the timed CTUs on the CPU, a whole frame of 135 CTUs on
+CUDA), so a compiled row differs from its eager twin only in the compilation; the
 other rows are the faster paths (channels_last, bf16, torch.compile; on CUDA also CUDA graphs
 via compile's "reduce-overhead" and half-precision weights and I/O), measured in the same run
 and reported as a speed-up against that baseline, with kMAC/pixel and parameters.
@@ -36,10 +37,15 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize(torch.device(device))  # this GPU, not the current one
 
 
+# (compiled row, its eager twin: the same dtype, weights and I/O)
+COMPILED_VS_EAGER = [("bf16 compile", "bf16 weights+I/O, channels_last"),
+                     ("bf16 weights+I/O, compile", "bf16 weights+I/O, channels_last")]
+
+
 def _variants(device: str, compile_cpu: bool) -> list[tuple[str, dict]]:
     # On CUDA every row filters a whole frame per batch (135 CTUs), so compiled and eager
     # rows differ only in the path, not in the batch.
-    v = [("eager fp32 (baseline)", dict(dtype="fp32")),
+    v = [("eager fp32 (baseline)", dict(dtype="fp32", channels_last=False)),
          ("fp32 channels_last", dict(dtype="fp32", channels_last=True)),
          ("bf16 autocast, channels_last", dict(dtype="bf16", channels_last=True)),
          ("bf16 weights+I/O, channels_last", dict(dtype="bf16", channels_last=True, cast=True))]
@@ -78,7 +84,9 @@ def bench(preset: str, device: str, ctus: int, repeat: int, compile_cpu: bool) -
     stack = np.stack([rec, np.full_like(rec, 32)])
     filters = []
     for name, opts in _variants(device, compile_cpu):
-        opts = {"batch": FRAME_CTUS if device.startswith("cuda") else 16, **opts}
+        # One batch size for every row: compiled rows pad a short batch to it, so a
+        # smaller one on the CPU strip would time padding, not the path.
+        opts = {"batch": FRAME_CTUS if cuda else n, **opts}
         tf = TiledFilter(model, 10, device=device, **opts)
         t0 = time.perf_counter()
         for _ in range(3 if opts.get("compile") else 1):  # warm-up (compile, autotune, graphs)
@@ -134,11 +142,17 @@ def main() -> None:
                 f"{min(args.ctus, FRAME_CTUS)} to a 1080p frame")
     print(f"Filter inference, ms per 1080p luma frame: {dev}, torch {torch.__version__}; {how}; "
           f"best of {args.repeat}.\n")
-    print("| model | path | kMAC/pixel | params | ms/frame | speed-up vs eager fp32 |")
-    print("|---|---|---:|---:|---:|---:|")
+    print("| model | path | batch | kMAC/pixel | params | ms/frame | speed-up vs eager fp32 |")
+    print("|---|---|---:|---:|---:|---:|---:|")
     for r in rows:
-        print(f"| {r['preset']} | {r['variant']} | {r['kmac']:.1f} | {r['params']:,} | "
-              f"{r['ms']:.1f} | {r['speedup']:.2f}× |")
+        print(f"| {r['preset']} | {r['variant']} | {r['batch']} | {r['kmac']:.1f} | "
+              f"{r['params']:,} | {r['ms']:.1f} | {r['speedup']:.2f}× |")
+    for preset in args.models:  # compiled against eager, same weights, I/O and batch
+        ms = {r["variant"]: r["ms"] for r in rows if r["preset"] == preset}
+        for comp, eager in COMPILED_VS_EAGER:
+            if comp in ms and eager in ms:
+                print(f"\n{preset}: {comp!r} runs at {ms[eager] / ms[comp]:.2f}× {eager!r} "
+                      f"(same batch)")
 
 
 if __name__ == "__main__":

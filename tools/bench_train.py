@@ -9,6 +9,12 @@ fp32 measured in the same run, and achieved TFLOP/s = 2 · MAC/patch · 3 (forwa
 · patches/s, with MAC/patch counted by codecnn.models.complexity. Beside it, the DataLoader's
 patches/s from real shards (so the loader is never the hidden bottleneck). Prints a Markdown
 table.
+
+The row "codecnn train loop" times the real thing at the same batch: train_rdn itself (loader
+with its default workers, packed batches normalised on the device, loss weights, the
+non-finite check, logging) on the real shards, with bf16 autocast and channels_last as the
+cl-bf16 row; its rate is the mean of train.csv's patches/s after the first log interval
+(start-up, and the final validation, excluded).
 """
 
 from __future__ import annotations
@@ -74,6 +80,24 @@ def train_rate(preset: str, cfg: dict, device: torch.device, batch: int, warmup:
     return steps * batch / (time.perf_counter() - t0)
 
 
+def loop_rate(preset: str, data: Path, device: torch.device, batch: int, steps: int,
+              compile: bool = False) -> float:
+    """Patches/s of codecnn's training loop (train_rdn) on real shards, steady state."""
+    from codecnn.train import TrainConfig, train_rdn
+    from codecnn.train.logs import read_csv
+
+    every = max(1, steps // 5)
+    config = TrainConfig(data=(str(data),), preset=preset, planes=("rec", "qp"), steps=steps,
+                         batch_size=batch, log_every=every, val_every=steps, amp="bf16",
+                         channels_last=True, compile=compile, device=str(device),
+                         qp_weighting="none")
+    with tempfile.TemporaryDirectory() as run:
+        train_rdn(config, Path(run) / "run", progress=False)
+        rows = read_csv(Path(run) / "run" / "train.csv")
+    rates = [float(r["patches_per_s"]) for r in rows[1:]] or [float(rows[0]["patches_per_s"])]
+    return sum(rates) / len(rates)
+
+
 def loader_rate(data: Path, batch: int, workers: int, seconds: float) -> tuple[float, int]:
     """Patches/s a shuffled DataLoader delivers from real shards (cycling epochs)."""
     from codecnn.datasets import ShardDataset
@@ -105,6 +129,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--data", default=None, help="shards for the loader rate (default: make "
                                                  "small VVC-coded shards in a temp dir)")
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--loop-steps", type=int, default=None,
+                    help="steps of the real training loop (CPU 6, CUDA 300; 0: no loop row)")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     args = ap.parse_args(argv)
 
@@ -121,14 +147,19 @@ def main(argv: list[str] | None = None) -> None:
     warmup = args.warmup if args.warmup is not None else (10 if cuda else 1)
     steps = args.steps or (30 if cuda else 3)
 
+    loop_steps = args.loop_steps if args.loop_steps is not None else (300 if cuda else 6)
+    loops: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(args.data) if args.data else None
         if data is None:
             from tests.train_data import make_shards
 
-            data = Path(tmp)
+            data = Path(tmp) / "shards"
             make_shards(data, sequences=("astronaut", "coffee", "chelsea"), qps=(32, 37))
         lrate, npatches = loader_rate(data, batch, args.workers, 5.0 if not cuda else 10.0)
+        for preset in args.models.split(",") if loop_steps else []:
+            loops[preset] = loop_rate(preset, data, device, batch, loop_steps)
+            print(f"{preset} codecnn train loop: {loops[preset]:.2f} patches/s", file=sys.stderr)
 
     rows = []
     for preset in args.models.split(","):
@@ -142,6 +173,8 @@ def main(argv: list[str] | None = None) -> None:
             results.append((name, rate))
             print(f"{preset} {name}: {rate:.2f} patches/s", file=sys.stderr)
         best = max(results, key=lambda r: r[1])
+        if preset in loops:
+            results.append(("codecnn train loop (cl-bf16)", loops[preset]))
         for name, rate in results:
             rows.append((preset, macs, name, rate, rate / base if base else float("nan"),
                          6 * macs * rate / 1e12, name == best[0]))
@@ -158,6 +191,15 @@ def main(argv: list[str] | None = None) -> None:
               f"{ratio:.2f} | {tflops:.3f} | {lrate:.0f} |")
     print(f"\nLoader: {args.workers} workers, batch {batch}, shuffled, from {npatches} real "
           f"VVC-coded patches ({'given shards' if args.data else 'made on the fly'}).")
+    for preset, rate in loops.items():
+        ideal = dict(results_of(rows, preset)).get("cl-bf16")
+        if ideal:
+            print(f"{preset}: the training loop runs at {rate / ideal:.2f}× the idealised "
+                  f"cl-bf16 step ({loop_steps} steps of codecnn train, batch {batch}).")
+
+
+def results_of(rows: list[tuple], preset: str) -> list[tuple[str, float]]:
+    return [(r[2], r[3]) for r in rows if r[0] == preset]
 
 
 if __name__ == "__main__":

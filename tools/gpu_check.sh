@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# One prepared GPU check, at most about 8 minutes on one H100/H200. From the repository root:
+# One prepared GPU check, at most about 10 minutes on one H100/H200. From the repository root:
 #
 #     bash tools/gpu_check.sh [OUT]          # OUT defaults to $OUT, else gpu_check_out
 #
 # 1. bench_train on CUDA: eager fp32, channels_last, bf16 + channels_last, compiled
-#    (idealised steps: data already on the device), rdn-s and rdn-cpu;
-# 2. bench_infer on CUDA: ms per 1080p frame through TiledFilter, the same paths;
-# 3. the corpus without the wallpapers (not installable there: the machine reaches nothing);
+#    (idealised steps: data already on the device), rdn-s and rdn-cpu, and the real
+#    training loop (train_rdn, loader included) at the same batch;
+# 2. bench_infer on CUDA: ms per 1080p frame through TiledFilter, the same paths, compiled
+#    and eager at the same batch;
+# 3. the corpus without the wallpapers (not installable there: the machine reaches nothing),
+#    then bench_precision: held-out gain per QP of zoo:rdn-vvc-ai, fp32 against bf16;
 # 4. the zoo recipe through `codecnn zoo train` itself (the real loop, loader included), a
 #    shortened run, with its held-out card;
 # 5. prints every table for BENCHMARKS.md (and leaves them under OUT).
@@ -39,9 +42,9 @@ step "machine"
   $PY -c 'import torch; print("torch", torch.__version__, "cuda", torch.cuda.is_available())'; \
 } 2>&1 | tee -a "$OUT/gpu_check.md"
 
-step "training throughput (bench_train: idealised steps, batch 64)"
-timeout 170 $PY tools/bench_train.py --device "$DEVICE" --models rdn-s,rdn-cpu \
-  $([ "$DEVICE" = cpu ] && echo "--steps 1 --batch-size 2") 2>/dev/null \
+step "training throughput (bench_train: idealised steps and the real loop, batch 64)"
+timeout 240 $PY tools/bench_train.py --device "$DEVICE" --models rdn-s,rdn-cpu \
+  $([ "$DEVICE" = cpu ] && echo "--steps 1 --batch-size 2 --loop-steps 4") 2>/dev/null \
   | tee -a "$OUT/gpu_check.md" || echo "bench_train failed or timed out" | tee -a "$OUT/gpu_check.md"
 
 step "inference (bench_infer: ms per 1080p frame)"
@@ -52,6 +55,12 @@ timeout 100 $PY tools/bench_infer.py --device "$DEVICE" --models rdn-s rdn-cpu \
 step "corpus (VVC All Intra, no wallpapers)"
 timeout 150 $PY -m codecnn corpus -o "$WORK/corpus" --no-wallpapers -j "$(nproc)" 2>&1 \
   | tail -4 | tee -a "$OUT/gpu_check.md"
+
+step "bf16 against fp32: held-out gain per QP (bench_precision, zoo:rdn-vvc-ai)"
+timeout 90 $PY tools/bench_precision.py --device "$DEVICE" --model zoo:rdn-vvc-ai \
+  --data "$WORK/corpus/vvc-ai/shards/heldout" --batch-size 64 \
+  --per-group "$([ "$DEVICE" = cpu ] && echo 2 || echo 64)" 2>/dev/null \
+  | tee -a "$OUT/gpu_check.md" || echo "bench_precision failed or timed out" | tee -a "$OUT/gpu_check.md"
 
 step "zoo recipe rdn-vvc-ai through codecnn zoo train ($STEPS steps, $DEVICE)"
 timeout 200 $PY -m codecnn zoo train rdn-vvc-ai --corpus "$WORK/corpus" -o "$WORK/zoo" \

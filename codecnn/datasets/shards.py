@@ -7,6 +7,11 @@ Normalisation (the one place it is defined; models and evaluation undo it the sa
 P = ctu_size + 2·border (132), C = ctu_size (128). Depth / 8 keeps typical VVC depths (0..8)
 in [0, 1]; deeper values (up to 12) stay finite.
 
+The training and validation loaders ship the stored integers instead (`ShardDataset.packed`:
+rec and orig uint16, qp/depth uint8, the valid rectangle as 4 integers: about a quarter of the
+float32 bytes), and `model_inputs` normalises and masks a batch of them on the device. The
+float item (`ds[i]`) is the same function applied to one packed item on the CPU.
+
 h5py handles are opened lazily in the process that reads (never inherited across fork), so a
 DataLoader with several workers works.
 """
@@ -34,6 +39,66 @@ def _dihedral(a: np.ndarray, k: int) -> np.ndarray:
     if k >= 4:
         a = a[..., ::-1]
     return a
+
+
+def model_inputs(batch: dict[str, Any], planes: Iterable[str], peak: float, border: int,
+                 device: Any, channels_last: bool = False):
+    """(input, target, valid), float32 on `device`, from a batch of packed items.
+
+    batch: "rec" uint16 [B, 1, P, P], "side" uint8 [B, K - 1, P, P], "orig" uint16
+    [B, 1, S, S], "valid" int64 [B, 4] (see ShardDataset.packed); P = S + 2·border.
+    Returns input [B, K, P, P] (rec / peak, qp / 63, depth / 8 in `planes` order), target
+    [B, 1, S, S] = (orig − rec centre) / peak and valid [B, 1, S, S] (1 inside the
+    rectangle). Divisions by a tensor, not a Python number: the same IEEE quotient on every
+    device (CUDA turns a division by a scalar into a product with its reciprocal).
+    """
+    import torch
+
+    rec = batch["rec"].to(device, non_blocking=True)
+    side = batch["side"].to(device, non_blocking=True)
+    orig = batch["orig"].to(device, non_blocking=True)
+    box = batch["valid"].to(device, non_blocking=True)
+    planes = tuple(planes)
+    # Filled on the device: a tensor made from a list would be a host-to-device copy that
+    # waits for the GPU at every step.
+    scale = torch.empty(len(planes), dtype=torch.float32, device=rec.device)
+    for j, name in enumerate(planes):
+        scale[j] = peak if name == "rec" else {"qp": QP_SCALE, "depth": DEPTH_SCALE}[name]
+    chans, j = [], 0
+    for name in planes:
+        if name == "rec":
+            chans.append(rec.float())
+        else:
+            chans.append(side[:, j:j + 1].float())
+            j += 1
+    x = torch.cat(chans, 1) / scale.view(1, -1, 1, 1)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    s = orig.shape[-1]
+    centre = rec[..., border:border + s, border:border + s]
+    target = (orig.int() - centre.int()).float() / scale[planes.index("rec")]
+    i = torch.arange(s, device=rec.device)
+    rows = (i >= box[:, 0:1]) & (i < box[:, 1:2])  # [B, S]
+    cols = (i >= box[:, 2:3]) & (i < box[:, 3:4])
+    valid = (rows[:, :, None] & cols[:, None, :]).unsqueeze(1).float()
+    return x, target, valid
+
+
+class PackedPatches:
+    """Patches of a ShardDataset (all, or those at `indices`) as packed items: what the
+    training and validation DataLoaders read (`model_inputs` turns a batch into floats)."""
+
+    def __init__(self, ds: ShardDataset, indices: Iterable[int] | None = None) -> None:
+        self.ds = ds
+        self.indices = None if indices is None else [int(i) for i in indices]
+
+    def __len__(self) -> int:
+        return len(self.ds) if self.indices is None else len(self.indices)
+
+    def __getitem__(self, i: int | tuple) -> dict[str, Any]:
+        if self.indices is not None and not isinstance(i, tuple):
+            i = self.indices[i]
+        return self.ds.packed(i)
 
 
 class ShardDataset:
@@ -118,6 +183,8 @@ class ShardDataset:
         self.sequences = sorted({shard.decode_name(s) for s in self.meta["sequence"]})
         self._files: dict[int, Any] = {}
         self._pid = None
+        self._stored = tuple(dict.fromkeys(("rec", "orig", *self.planes)))  # rec once
+        self._frames: tuple[list[tuple[str, int, int]], np.ndarray] | None = None
 
     def __len__(self) -> int:
         return len(self._row)
@@ -135,7 +202,7 @@ class ShardDataset:
         if datasets is None:
             f = shard.open_shard(self.paths[i])
             # Looking a dataset up by name costs as much as reading a patch: do it once.
-            datasets = {name: f[name] for name in ("rec", "orig", *self.planes) if name in f}
+            datasets = {name: f[name] for name in self._stored if name in f}
             if self.in_memory:
                 datasets = {name: d[()] for name, d in datasets.items()}
                 f.close()
@@ -150,14 +217,30 @@ class ShardDataset:
         si, row = int(self._shard[index]), int(self._row[index])
         datasets = self._file(si)
         try:
-            return {name: datasets[name][row] for name in ("rec", "orig", *self.planes)}
+            return {name: datasets[name][row] for name in self._stored}
         except OSError as e:
             raise DataError(f"{self.paths[si]}: cannot read patch {row} ({e})") from None
 
     def __getitem__(self, index: int | tuple[int, int, int, int, int]) -> dict[str, Any]:
         """Patch `index` (whole CTU), or a training draw (index, k, y, x, size): the
         size×size window at (y, x) of the CTU (with its border), then dihedral transform k.
-        Without a draw, `augment` picks k from torch's RNG."""
+        Without a draw, `augment` picks k from torch's RNG. Float32 input, target and valid
+        as the module docstring defines them (`model_inputs` of the packed item)."""
+        item = self.packed(index)
+        one = {k: item[k][None] for k in ("rec", "side", "orig", "valid")}
+        x, target, valid = model_inputs(one, self.planes, self.peak, self.border, "cpu")
+        return {"input": x[0], "target": target[0], "valid": valid[0],
+                **{k: item[k] for k in ("nominal_qp", "slice_qp", "poc", "sequence")}}
+
+    def packed(self, index: int | tuple[int, int, int, int, int]) -> dict[str, Any]:
+        """Patch `index` or a training draw (as `__getitem__`) as the stored integers:
+
+            rec   uint16 [1, S + 2b, S + 2b]   side  uint8 [len(planes) - 1, S + 2b, S + 2b]
+            orig  uint16 [1, S, S]             valid int64 [4]: y0, y1, x0, x1 of the valid
+                                               rectangle (samples inside the picture)
+        (side: the planes other than rec, in `planes` order; S: the CTU or the crop), plus
+        nominal_qp, slice_qp, poc, sequence and index (of the patch in this dataset).
+        """
         import torch
 
         if isinstance(index, tuple):
@@ -169,28 +252,42 @@ class ShardDataset:
         m = self.meta[index]
         b, c = self.border, self.ctu_size
         size = size or c
-        rec = raw["rec"][y:y + size + 2 * b, x:x + size + 2 * b].astype(np.float32)
-        scale = {"rec": self.peak, "qp": QP_SCALE, "depth": DEPTH_SCALE}
-        x_in = np.stack([rec if n == "rec" else
-                         raw[n][y:y + size + 2 * b, x:x + size + 2 * b].astype(np.float32)
-                         for n in self.planes])
-        x_in /= np.array([scale[n] for n in self.planes], np.float32)[:, None, None]
-        orig = raw["orig"][y:y + size, x:x + size].astype(np.float32)
-        target = (orig - rec[b:b + size, b:b + size]) / self.peak
-        valid = np.zeros((size, size), np.float32)
-        valid[:max(0, int(m["valid_h"]) - y), :max(0, int(m["valid_w"]) - x)] = 1.0
-        target, valid = target[None], valid[None]
+        win = (slice(y, y + size + 2 * b), slice(x, x + size + 2 * b))
+        rec = raw["rec"][win][None]
+        names = [n for n in self.planes if n != "rec"]
+        side = (np.stack([raw[n][win] for n in names]) if names
+                else np.zeros((0, size + 2 * b, size + 2 * b), np.uint8))
+        orig = raw["orig"][y:y + size, x:x + size][None]
+        mask = np.zeros((size, size), bool)
+        mask[:max(0, int(m["valid_h"]) - y), :max(0, int(m["valid_w"]) - x)] = True
         if k:
-            x_in, target, valid = _dihedral(x_in, k), _dihedral(target, k), _dihedral(valid, k)
+            rec, side, orig = _dihedral(rec, k), _dihedral(side, k), _dihedral(orig, k)
+            mask = _dihedral(mask, k)
+        rows, cols = np.nonzero(mask.any(1))[0], np.nonzero(mask.any(0))[0]
+        box = ([rows[0], rows[-1] + 1, cols[0], cols[-1] + 1] if len(rows) else [0, 0, 0, 0])
         return {
-            "input": torch.from_numpy(np.ascontiguousarray(x_in)),
-            "target": torch.from_numpy(np.ascontiguousarray(target)),
-            "valid": torch.from_numpy(np.ascontiguousarray(valid)),
+            "rec": torch.from_numpy(np.ascontiguousarray(rec, np.uint16)),
+            "side": torch.from_numpy(np.ascontiguousarray(side, np.uint8)),
+            "orig": torch.from_numpy(np.ascontiguousarray(orig, np.uint16)),
+            "valid": torch.tensor(box, dtype=torch.int64),
             "nominal_qp": int(m["nominal_qp"]),
             "slice_qp": int(m["slice_qp"]),
             "poc": int(m["poc"]),
             "sequence": shard.decode_name(m["sequence"]),
+            "index": int(index),
         }
+
+    def frames(self) -> tuple[list[tuple[str, int, int]], np.ndarray]:
+        """(the pictures (sequence, nominal QP, POC) the patches come from, sorted; the
+        picture of each patch as an index into that list)."""
+        if self._frames is None:
+            names = [shard.decode_name(s) for s in self.meta["sequence"]]
+            keys = list(zip(names, self.meta["nominal_qp"].astype(int).tolist(),
+                            self.meta["poc"].astype(int).tolist(), strict=True))
+            unique = sorted(set(keys))
+            pos = {key: i for i, key in enumerate(unique)}
+            self._frames = unique, np.array([pos[key] for key in keys], np.int64)
+        return self._frames
 
     def close(self) -> None:
         for datasets in self._files.values():

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -88,15 +88,23 @@ class TiledFilter:
         ctu: CTU size C (128 as in VVC and in the shards).
         device: "cpu", "cuda", ... ; batch: CTUs per forward pass.
         dtype: "fp32", or "bf16"/"fp16" autocast (fp16 only on CUDA).
-        channels_last: use NHWC memory format (faster convolutions on most back ends).
+        channels_last: use NHWC memory format (faster convolutions on most back ends);
+            None: on CUDA only.
         compile: torch.compile the model ("reduce-overhead" on CUDA adds CUDA graphs).
         cast: with bf16/fp16, cast the weights and the tiles to that type instead of
             autocast (half-precision I/O end to end; the residual is read back as float32).
+        pad: fill a short last batch up to `batch` tiles (the outputs of the filler are
+            dropped), so a compiled model (static shapes) never recompiles for it, nor for
+            a new picture size; None: when compiled.
+
+    On CUDA, cuDNN picks the fastest convolution for the (fixed) tile shape, and `filter`
+    rounds and clips on the device and downloads 16-bit samples; `filter_stream` also
+    overlaps the caller's work on one picture with the computation of the next.
     """
 
     def __init__(self, model, bit_depth: int, ctu: int = 128, device: str = "cpu",
-                 batch: int = 16, dtype: str = "fp32", channels_last: bool = False,
-                 compile: bool = False, cast: bool = False) -> None:
+                 batch: int = 16, dtype: str = "fp32", channels_last: bool | None = None,
+                 compile: bool = False, cast: bool = False, pad: bool | None = None) -> None:
         import torch
 
         if dtype not in DTYPES:
@@ -109,7 +117,14 @@ class TiledFilter:
         self.device = torch.device(device)
         self.batch = max(1, batch)
         self.dtype = dtype
+        cuda = self.device.type == "cuda"
+        if channels_last is None:
+            channels_last = cuda
+        if cuda:
+            torch.backends.cudnn.benchmark = True  # one tile shape: pick its fastest conv
         self.channels_last = channels_last
+        self.pad = compile if pad is None else pad
+        self._pinned: dict[tuple[int, int], list] = {}
         self.cast = cast and dtype != "fp32"
         if self.cast or channels_last:  # Module.to works in place: leave the caller's model be
             model = copy.deepcopy(model)
@@ -143,18 +158,25 @@ class TiledFilter:
         out: optional float32 [H, W] buffer to write into (every element is written).
         Returns the residual [H, W] float32 in units of samples (already × peak).
         """
+        h, w = stack.shape[1:]
+        if out is None:
+            out = np.empty((h, w), np.float32)
+        out[...] = self._on_device(stack)[0].cpu().numpy()
+        return out
+
+    def _on_device(self, stack: np.ndarray):
+        """(residual [H, W] × peak, the input planes [K, H, W]), float32 on the device."""
         import torch
         import torch.nn.functional as F
 
         k, h, w = stack.shape
         grid = CtuGrid(w, h, self.ctu)
         b, c = self.border, self.ctu
-        if out is None:
-            out = np.empty((h, w), np.float32)
         # Integers travel to the device as int16 (exact for ≤ 15-bit samples, half the bytes
         # of float32) and are normalised there.
-        x = torch.from_numpy(np.ascontiguousarray(stack, dtype=np.int16)).to(self.device)
-        x = x.unsqueeze(0).float()
+        planes = torch.from_numpy(np.ascontiguousarray(stack, dtype=np.int16)).to(self.device)
+        planes = planes.float()
+        x = planes.unsqueeze(0)
         pad = (b, b + grid.cols * c - w, b, b + grid.rows * c - h)
         x = F.pad(x, pad, mode="replicate") / self._scale
         p = c + 2 * b
@@ -165,18 +187,19 @@ class TiledFilter:
         with torch.inference_mode(), self._autocast():
             for start in range(0, n, self.batch):
                 batch = tiles[start : start + self.batch].to(self._in_dtype).contiguous()
+                m = len(batch)
+                if self.pad and m < self.batch:  # the compiled shape: no recompilation
+                    batch = torch.cat([batch, batch.new_zeros((self.batch - m, *batch.shape[1:]))])
                 if self.channels_last:
                     batch = batch.contiguous(memory_format=torch.channels_last)
                 r = self._forward(batch)
                 if r.shape[-2:] != (c, c):
                     raise DataError(f"model returned {tuple(r.shape)} for {p}x{p} tiles; "
                                     f"expected a {c}x{c} residual (border {b})")
-                res[start : start + len(batch)] = r[:, 0].float()
-        # CTU grid → picture on the device, then one transfer; cut CTUs keep their valid part.
+                res[start : start + m] = r[:m, 0].float()
+        # CTU grid → picture on the device; cut CTUs keep their valid part.
         pic = res.view(grid.rows, grid.cols, c, c).permute(0, 2, 1, 3)
-        pic = (pic.reshape(grid.rows * c, grid.cols * c)[:h, :w] * self.peak).cpu().numpy()
-        out[...] = pic
-        return out
+        return pic.reshape(grid.rows * c, grid.cols * c)[:h, :w] * self.peak, planes
 
     def stack(self, rec: np.ndarray, qp: int | np.ndarray | None = None,
               depth: np.ndarray | None = None, where: str = "input") -> np.ndarray:
@@ -191,6 +214,68 @@ class TiledFilter:
         rec: decoded luma [H, W] (uint8/uint16 at `bit_depth`); qp: the slice QP or a per-pixel
         QP map [H, W]; depth: CU depth map [H, W] (only if the model uses it).
         """
-        res = self.residual(self.stack(rec, qp, depth, where))
-        y = np.rint(rec.astype(np.float32) + res)
-        return np.clip(y, 0, self.peak).astype(rec.dtype)
+        if self.device.type != "cuda":
+            res = self.residual(self.stack(rec, qp, depth, where))
+            y = np.rint(rec.astype(np.float32) + res)
+            return np.clip(y, 0, self.peak).astype(rec.dtype)
+        return self._download(self._filtered(self.stack(rec, qp, depth, where)), rec.dtype)
+
+    def filter_stream(self, pictures: Iterable[tuple], where: str = "input"
+                      ) -> Iterator[np.ndarray]:
+        """`filter` of each (rec, qp, depth) in turn, as an iterator. On CUDA picture k + 1
+        is computed while the caller uses picture k (two pinned download buffers, an event
+        each); elsewhere it is `filter` picture by picture."""
+        if self.device.type != "cuda":
+            for rec, qp, depth in pictures:
+                yield self.filter(rec, qp, depth, where)
+            return
+        import torch
+
+        pending = None
+        for k, (rec, qp, depth) in enumerate(pictures):
+            y = self._filtered(self.stack(rec, qp, depth, where))
+            buf = self._buffer(y.shape, k % 2)
+            buf.copy_(y, non_blocking=True)
+            done = torch.cuda.Event()
+            done.record()
+            if pending is not None:
+                yield _finish(*pending)
+            pending = (done, buf, rec.dtype)
+        if pending is not None:
+            yield _finish(*pending)
+
+    def _filtered(self, stack: np.ndarray):
+        """clip(round(rec + residual)) [H, W] as int16 on the device: the same float32
+        arithmetic as the CPU path of `filter`, so the same samples."""
+        import torch
+
+        res, planes = self._on_device(stack)
+        rec = planes[self.planes.index("rec")]
+        return torch.clamp(torch.round(rec + res), 0, self.peak).to(torch.int16)
+
+    def _buffer(self, shape: tuple[int, int], slot: int):
+        """Pinned int16 host buffer `slot` of this picture size: 0 and 1 for
+        filter_stream, 2 for filter."""
+        import torch
+
+        bufs = self._pinned.get(tuple(shape))
+        if bufs is None:
+            bufs = [torch.empty(tuple(shape), dtype=torch.int16, pin_memory=True)
+                    for _ in range(3)]
+            self._pinned = {tuple(shape): bufs}  # one picture size at a time
+        return bufs[slot]
+
+    def _download(self, y, dtype) -> np.ndarray:
+        import torch
+
+        buf = self._buffer(y.shape, 2)
+        buf.copy_(y, non_blocking=True)
+        done = torch.cuda.Event()
+        done.record()
+        return _finish(done, buf, dtype)
+
+
+def _finish(done, buf, dtype) -> np.ndarray:
+    """The samples of a pinned int16 buffer once its copy is done, in a fresh array."""
+    done.synchronize()
+    return buf.numpy().view(np.uint16).astype(dtype)
