@@ -22,14 +22,13 @@ import re
 from dataclasses import dataclass
 
 from codecnn.codec.manifest import PictureInfo
-from codecnn.errors import CodecError
+from codecnn.errors import CodecError, malformed_input
 
 SLICE_TYPES = {0: "B", 1: "P", 2: "I"}
 
 # NAL unit types (Table 5 of H.266).
 _IDR_W_RADL, _IDR_N_LP, _CRA, _GDR = 7, 8, 9, 10
 _RADL, _RASL = 2, 3
-_EOS = 21
 # Non-VCL types that, following a VCL unit, open a new access unit (7.4.2.4.3).
 _AU_START = {12, 13, 14, 15, 16, 17, 19, 20, 23, 26, 28, 29}
 
@@ -87,6 +86,7 @@ def _sections(text: str) -> list[tuple[str, dict[str, int]]]:
     return sections
 
 
+@malformed_input("VVC header trace", CodecError)
 def parse_trace(text: str) -> list[DecodedPicture]:
     """Pictures in decoding order from `trace_headers` output (see module docstring)."""
     sps: dict[int, dict[str, int]] = {}
@@ -171,6 +171,7 @@ def _nal_starts(data: bytes) -> list[tuple[int, int]]:
     return out
 
 
+@malformed_input("VVC bitstream", CodecError)
 def access_unit_sizes(data: bytes) -> list[int]:
     """Byte size of each access unit of an Annex-B VVC stream, in decoding order.
 
@@ -217,6 +218,7 @@ def picture_infos(trace_text: str, bitstream: bytes) -> list[PictureInfo]:
                         bits=8 * sizes[p.decode_index]) for p in output_order(pics)]
 
 
+@malformed_input("VVC header trace", CodecError)
 def coded_size(trace_text: str) -> tuple[int, int, tuple[int, int, int, int]]:
     """(coded width, coded height, conformance window (left, right, top, bottom) in luma
     samples) from the first SPS; shows how a size VVC cannot code directly was padded."""

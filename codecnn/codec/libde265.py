@@ -41,7 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
-from codecnn.errors import CodecError
+from codecnn.errors import CodecError, malformed_input
 
 ENV_LIBRARY = "CODECNN_LIBDE265"
 ENV_SKIP = "CODECNN_LIBDE265_SKIP"
@@ -220,6 +220,7 @@ def access_units(nals: list[Nal]) -> list[list[Nal]]:
     return [au for au in aus if any(n.is_vcl for n in au)]
 
 
+@malformed_input("HEVC bitstream", CodecError)
 def access_unit_bits(data: bytes) -> list[int]:
     """Size in bits of each access unit in decode order, start codes included.
 

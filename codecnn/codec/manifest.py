@@ -2,7 +2,7 @@
 
 One manifest per (sequence, nominal QP). Paths inside it are stored relative to the
 manifest's own directory when they lie at most two levels above it (the original at
-OUT/<source>/original.yuv is `../original.yuv`), so an output folder can be moved whole;
+OUT/<source>/original.yuv is `../../original.yuv`), so an output folder can be moved whole;
 `load_manifest` returns them absolute.
 """
 
@@ -14,7 +14,7 @@ from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from codecnn.errors import DataError
+from codecnn.errors import DataError, malformed_input
 from codecnn.io.atomic import write_json_atomic
 
 MANIFEST_VERSION = 1
@@ -84,7 +84,7 @@ _PATH_FIELDS = ("original", "reconstruction", "bitstream", "depth_map", "qp_map"
 
 def _relative(path: str | None, base: Path) -> str | None:
     """`path` relative to the manifest's folder when it lies within two levels above it
-    (OUT/<source>/original.yuv from OUT/<source>/qp32/), so a coded folder can be copied
+    (OUT/<source>/original.yuv from OUT/<source>/vvc-ai/qp32/), so a coded folder can be copied
     elsewhere whole; absolute otherwise."""
     if path is None:
         return None
@@ -105,6 +105,7 @@ def save_manifest(seq: CodedSequence, path: str | os.PathLike) -> Path:
     return write_json_atomic(path, data)
 
 
+@malformed_input(lambda path, *_, **__: f"{path}: manifest")
 def load_manifest(path: str | os.PathLike, check_files: bool = True) -> CodedSequence:
     """Read a manifest; paths come back absolute. DataError naming the file when it is wrong."""
     path = Path(path)
