@@ -29,10 +29,22 @@ class _Group(click.Group):
         except CodecnnError as e:
             click.echo(f"codecnn: error: {e}", err=True)
             sys.exit(1)
+        except OSError as e:  # a write that failed: unwritable -o, full disk, read-only
+            click.echo(f"codecnn: error: {_os_error_line(e)}", err=True)
+            sys.exit(1)
         except click.UsageError as e:
             name = e.ctx.command_path if e.ctx else "codecnn"
             click.echo(f"{name}: error: {e.format_message()} (see --help)", err=True)
             sys.exit(2)
+
+
+def _os_error_line(e: OSError) -> str:
+    """`PATH: what went wrong` from an OSError, on one line."""
+    what = e.strerror or str(e) or e.__class__.__name__
+    if e.filename is None:
+        return what.splitlines()[0]
+    where = str(e.filename) + (f" -> {e.filename2}" if e.filename2 else "")
+    return f"{where}: {what.splitlines()[0]}"
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -67,8 +79,9 @@ def _qps(first: tuple[str, ...], rest: tuple[str, ...]) -> list[int]:
 @click.option("--config", type=click.Choice(["ai", "ra"]), default="ai", show_default=True,
               help="All Intra or Random Access")
 @click.option("--frames", type=int, default=None, help="At most this many frames")
-@click.option("--preset", default="medium", show_default=True,
-              help="Encoder preset (VVenC: faster, fast, medium, slow, slower)")
+@click.option("--preset", default=None,
+              help="Encoder preset (default: VVenC faster, x265 medium; VVenC: faster, fast, "
+              "medium, slow, slower)")
 @click.option("--codec", type=click.Choice(["vvc", "hevc"]), default="vvc", show_default=True,
               help="vvc: VVenC + FFmpeg's vvc decoder; hevc: x265 + libde265 depth/QP maps")
 @click.option("--size", default=None, help="Raw YUV size WxH (else parsed from the name)")
@@ -80,6 +93,9 @@ def _qps(first: tuple[str, ...], rest: tuple[str, ...]) -> list[int]:
 @click.option("--name", default=None, help="Source name (directory under -o); default stem")
 @click.option("--intra-period", type=int, default=None,
               help="RA intra period in pictures (default: the encoder's, about 1 s)")
+@click.option("--alpha", type=click.Choice(["black", "white", "drop"]), default=None,
+              help="A picture with alpha: flatten it over black or white, or drop the "
+              "alpha (default: refuse it)")
 @click.option("-j", "--jobs", type=int, default=1, show_default=True,
               help="QPs encoded in parallel")
 @click.option("--ffmpeg", default=None, help="FFmpeg binary (else $CODECNN_FFMPEG, "
@@ -87,7 +103,7 @@ def _qps(first: tuple[str, ...], rest: tuple[str, ...]) -> list[int]:
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs")
 @click.option("-o", "--out", "--output", "out_dir", required=True, help="Output directory")
 def encode(input, more_qps, qp, config, frames, preset, codec, size, bit_depth, chroma, fps,
-           crop, scale, name, intra_period, jobs, ffmpeg, overwrite, out_dir):
+           crop, scale, name, intra_period, alpha, jobs, ffmpeg, overwrite, out_dir):
     """Encode INPUT (video, image, raw .yuv, or the name of a shipped sample) at fixed QPs;
     decode; write manifests.
 
@@ -101,7 +117,7 @@ def encode(input, more_qps, qp, config, frames, preset, codec, size, bit_depth, 
         size=parse_size(size) if size else None, bit_depth=bit_depth, chroma=chroma,
         fps=fps, crop=parse_size(crop) if crop else None,
         scale=parse_size(scale) if scale else None, name=name, intra_period=intra_period,
-        jobs=jobs, ffmpeg=ffmpeg, overwrite=overwrite)
+        alpha=alpha, jobs=jobs, ffmpeg=ffmpeg, overwrite=overwrite)
     click.echo(format_table([summarize(s) for s in seqs]))
     for s in seqs:
         click.echo(f"QP {s.qp}: {Path(s.reconstruction).parent / 'manifest.json'}")
@@ -194,7 +210,8 @@ def corpus_cmd(out_dir, codec, config, qp, preset, no_wallpapers, only, jobs, ff
 @click.option("--qp", type=click.IntRange(0, 63), help="The QP every picture was coded at.")
 @click.option("--qp-map", type=click.Path(dir_okay=False), help="Per-sample QP map file.")
 @click.option("--qp-map-format", help="raw | raw4 | vtm-trace | dump | dump8 | dump10 "
-              "(default: from the suffix: .yuv dump, .txt/.csv/.trace vtm-trace, else raw).")
+              "(default: from the suffix: .yuv dump; .txt/.csv/.trace/.log/.vtmbmsstats "
+              "vtm-trace; else raw).")
 @click.option("--depth-map", type=click.Path(dir_okay=False), help="Per-sample CU depth map.")
 @click.option("--depth-map-format", help="As --qp-map-format.")
 @click.option("--sequence", help="Sequence name stored in the shard (default: --orig's stem).")
@@ -217,7 +234,7 @@ def extract_cmd(rec, orig, size, bit_depth, qp, qp_map, qp_map_format, depth_map
 
     \b
     codecnn extract --yuv rec.yuv --orig orig.yuv --size 1280x720 --bit-depth 10 --qp 32 -o a.h5
-    codecnn extract --manifest out/*/qp*/manifest.json -o shards/ -j 2
+    codecnn extract --manifest coded/*/vvc-ai/qp*/manifest.json -o shards/ -j 2
     """
     from codecnn.errors import DataError
     from codecnn.extract import DEFAULT_COMPRESSION, ExtractOptions, extract_manifests, extract_yuv
@@ -274,6 +291,14 @@ def _qp_list(ctx, param, text: str | None) -> list[int] | None:
         raise click.BadParameter(f"QPs must look like 22,27,32, got {text!r}") from None
 
 
+def _refuse_replacing(out_dir: str, names: tuple[str, ...], overwrite: bool) -> None:
+    """The one rule: an earlier result is replaced only with --overwrite (checked before
+    any work)."""
+    there = [Path(out_dir) / n for n in names if (Path(out_dir) / n).exists()]
+    if there and not overwrite:
+        raise CodecnnError(f"{there[0]} exists; pass --overwrite to replace it")
+
+
 @main.group()
 def analyze() -> None:
     """Research analyses: SATD ranking, QP/depth correlation, QP/depth weighting."""
@@ -290,13 +315,16 @@ def analyze() -> None:
               show_default=True, help="Square block size the metrics are taken over.")
 @click.option("--qp", "qps", callback=_qp_list,
               help="Only shard CTUs of these nominal QPs, e.g. 22,37.")
+@click.option("--overwrite", is_flag=True, help="Replace an earlier result in the output dir.")
 @click.option("-o", "--out", "--output", "out_dir", type=click.Path(), required=True,
               help="Output dir.")
-def analyze_satd(data, rec, orig, size, bit_depth, frames, block, qps, out_dir) -> None:
+def analyze_satd(data, rec, orig, size, bit_depth, frames, block, qps, overwrite,
+                 out_dir) -> None:
     """Rank candidate predictions by Hadamard-SATD, DCT-SATD and SSE; JSON + PNG."""
     from codecnn.analysis.ranking import run_satd_analysis
     from codecnn.io.yuv import parse_size
 
+    _refuse_replacing(out_dir, ("satd.json", "satd.png"), overwrite)
     result = run_satd_analysis(
         out_dir, data=list(data) or None, rec=rec, orig=orig,
         size=parse_size(size) if size else None, bit_depth=int(bit_depth) if bit_depth else None,
@@ -310,12 +338,14 @@ def analyze_satd(data, rec, orig, size, bit_depth, frames, block, qps, out_dir) 
               help="Shard file or directory (repeatable).")
 @click.option("--qp", "qps", callback=_qp_list,
               help="Only CTUs of these nominal QPs, e.g. 22,37.")
+@click.option("--overwrite", is_flag=True, help="Replace an earlier result in the output dir.")
 @click.option("-o", "--out", "--output", "out_dir", type=click.Path(), required=True,
               help="Output dir.")
-def analyze_correlation(data, qps, out_dir) -> None:
+def analyze_correlation(data, qps, overwrite, out_dir) -> None:
     """Pearson/Spearman of CTU residual MSE with slice QP and mean CU depth; JSON + PNG."""
     from codecnn.analysis.correlation import run_correlation
 
+    _refuse_replacing(out_dir, ("correlation.json", "correlation.png"), overwrite)
     result = run_correlation(list(data), out_dir, qps=qps)
     click.echo(result["table"])
     click.echo("wrote " + ", ".join(result["files"]))
@@ -335,13 +365,15 @@ def analyze_correlation(data, qps, out_dir) -> None:
 @click.option("--iterations", type=click.IntRange(min=0), default=40, show_default=True,
               help="Bayesian optimisation iterations.")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--overwrite", is_flag=True, help="Replace an earlier result in the output dir.")
 @click.option("-o", "--out", "--output", "out_dir", type=click.Path(), required=True,
               help="Output dir.")
 def analyze_weights(data, qps, a_bounds, b_bounds, init_points, iterations, seed,
-                    out_dir) -> None:
+                    overwrite, out_dir) -> None:
     """Bayesian search of a, b in w = a*QP + b*depth maximising corr(w, MSE); JSON + PNG."""
     from codecnn.analysis.weights import run_weights
 
+    _refuse_replacing(out_dir, ("weights.json", "weights.png"), overwrite)
     result = run_weights(list(data), out_dir, qps=qps, a_bounds=tuple(a_bounds),
                          b_bounds=tuple(b_bounds), init_points=init_points, n_iter=iterations,
                          seed=seed)
@@ -522,14 +554,17 @@ def _weights_option(values: tuple[str, ...]) -> dict[str, float] | None:
 @click.option("--blocks", type=int, default=None, help="Override the preset's RDB count.")
 @click.option("--layers", type=int, default=None, help="Override the layers per RDB.")
 @click.option("--growth", type=int, default=None, help="Override the growth rate.")
+@click.option("--budget-kmac", type=float, default=None, metavar="K",
+              help="Scale the family's width (or depth) to K kMAC/px (±5 %).")
 @click.option("--size", default=132, show_default=True, help="Input patch side (CTU + border).")
 @click.option("--train-batch", default=16, show_default=True)
 @click.option("--infer-batch", default=1, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-def summary_cmd(model: str, planes: str, features, blocks, layers, growth, size: int,
-                train_batch: int, infer_batch: int, as_json: bool) -> None:
-    """Params, kMAC/pixel and activation memory of MODEL (a preset, e.g. rdn-s, a .pt, or
-    zoo:NAME); --features/--blocks/--layers/--growth override a preset as in `train`."""
+def summary_cmd(model: str, planes: str, features, blocks, layers, growth, budget_kmac,
+                size: int, train_batch: int, infer_batch: int, as_json: bool) -> None:
+    """Params, kMAC/pixel and activation memory of MODEL (a preset, e.g. rdn-s, a family,
+    e.g. imdn, a .pt, or zoo:NAME); --features/--blocks/--layers/--growth override a preset
+    as in `train`, --budget-kmac sizes it (the chosen configuration is printed)."""
     import json
     from pathlib import Path
 
@@ -539,16 +574,18 @@ def summary_cmd(model: str, planes: str, features, blocks, layers, growth, size:
     overrides = {k: v for k, v in {"features": features, "blocks": blocks, "layers": layers,
                                    "growth": growth}.items() if v is not None}
     if model.startswith("zoo:") or Path(model).suffix == ".pt" or Path(model).is_file():
-        if overrides:
+        if overrides or budget_kmac is not None:
             raise CodecnnError(f"{model}: a trained model's size is fixed; overrides apply to "
                                "presets")
         net, _ = load_model(model)
     else:
-        net = build_model(model, planes=_planes_option(planes), **overrides)
+        net = build_model(model, planes=_planes_option(planes), budget_kmac=budget_kmac,
+                          **overrides)
     s = summarize(net, size, size, train_batch=train_batch, infer_batch=infer_batch)
     if as_json:
         click.echo(json.dumps({"model": model, "config": dict(vars(net.config)), **s}, indent=2))
     else:
+        click.echo("configuration: " + ", ".join(f"{k}={v}" for k, v in vars(net.config).items()))
         click.echo(format_summary(model, s))
 
 
@@ -563,7 +600,11 @@ def _parent_architecture(path: str) -> dict:
 
 
 @main.command("train")
-@click.argument("model", type=click.Choice(["rdn"]))
+@click.argument("model", required=False, metavar="[MODEL]")
+@click.option("--model", "family", default=None,
+              help="Model family: rdn (default), resnet, imdn, rcan, mobile, lop.")
+@click.option("--budget-kmac", type=float, default=None, metavar="K",
+              help="Scale the family's width (or depth) to K kMAC/px (±5 %).")
 @click.option("--data", multiple=True, help="Shard file or directory (repeatable).")
 @click.option("--val", multiple=True, help="Validation shards (default: split by sequence).")
 @click.option("--preset", default=None, help="rdn-s (default), rdn-m, rdn-ds, rdn-cpu.")
@@ -576,12 +617,21 @@ def _parent_architecture(path: str) -> dict:
               help="Total optimizer steps of the run (default 1000).")
 @click.option("--until", type=int, default=None, help="Stop this invocation at this step.")
 @click.option("--batch-size", type=int, default=None,
-              help="Patches per step and process (default 16).")
+              help="Patches per step and process (default 16, GPU 64).")
 @click.option("--seed", type=int, default=None, help="Seed of weights and draws (default 0).")
 @click.option("--lr", type=float, default=None, help="Peak learning rate (AdamW; default 5e-4).")
 @click.option("--loss", type=click.Choice(["mse", "l1"]), default=None)
 @click.option("--val-every", type=int, default=None,
               help="Validate + checkpoint every K steps (default 500).")
+@click.option("--log-every", type=int, default=None,
+              help="Log the loss every K steps (default 10).")
+@click.option("--warmup", type=int, default=None,
+              help="Warm-up steps (default min(500, steps // 20)).")
+@click.option("--weight-decay", type=float, default=None, help="AdamW weight decay (1e-4).")
+@click.option("--grad-clip", type=float, default=None,
+              help="Clip the gradient norm at this value (default 0: off).")
+@click.option("--full-ctus-only", is_flag=True, default=None,
+              help="Train on whole CTUs only (validation always uses all).")
 @click.option("--amp", type=click.Choice(["auto", "bf16", "off"]), default=None)
 @click.option("--channels-last/--no-channels-last", default=None)
 @click.option("--compile/--no-compile", "compile_", default=None, help="torch.compile.")
@@ -611,27 +661,41 @@ def _parent_architecture(path: str) -> dict:
 @click.option("-o", "--output", "--out", "output", default=None, help="Run directory RUN.")
 @click.option("--resume", default=None, help="Continue the run in this directory.")
 @click.option("--overwrite", is_flag=True, help="Start again in an existing RUN.")
-def train_cmd(model: str, data, val, preset, planes, features, blocks, layers, growth, steps,
-              until, batch_size, seed, lr, loss, val_every, amp, channels_last, compile_,
+def train_cmd(model: str | None, family: str | None, budget_kmac: float | None, data, val,
+              preset, planes, features, blocks, layers, growth, steps,
+              until, batch_size, seed, lr, loss, val_every, log_every, warmup, weight_decay,
+              grad_clip, full_ctus_only, amp, channels_last, compile_,
               workers, device, sampling, source_weights, crop, dihedral, qp_weighting,
               val_sequences, in_memory, monitor, init_from, output, resume,
               overwrite) -> None:
-    """Train MODEL (rdn) on shards: codecnn train rdn --data DIR --steps N -o RUN."""
+    """Train a model on shards: codecnn train --model imdn --data DIR --steps N -o RUN
+    (or codecnn train rdn ...)."""
     import dataclasses
 
-    from codecnn.models import PRESETS
+    from codecnn.models import MODELS, PRESETS
     from codecnn.train import TrainConfig, load_run_config, train_rdn
 
+    if model and family and model != family:
+        raise CodecnnError(f"MODEL {model} and --model {family} differ; give one")
+    model = model or family or "rdn"
+    if model not in MODELS:
+        raise CodecnnError(f"unknown model {model!r} (known: {', '.join(MODELS)})")
     if preset is not None and preset in PRESETS and PRESETS[preset][0] != model:
         raise CodecnnError(f"preset {preset!r} is not a {model} model")
+    sized = any(v is not None for v in (features, blocks, layers, growth))
+    if preset is None and model != "rdn" and not resume and (sized or not init_from):
+        preset = model  # the family with its default configuration
     given = {"data": tuple(data) or None, "val": tuple(val) or None, "preset": preset,
              "planes": _planes_option(planes), "steps": steps, "batch_size": batch_size,
-             "seed": seed, "lr": lr, "loss": loss, "val_every": val_every, "amp": amp,
+             "seed": seed, "lr": lr, "loss": loss, "val_every": val_every,
+             "log_every": log_every, "warmup": warmup, "weight_decay": weight_decay,
+             "grad_clip": grad_clip, "full_ctus_only": full_ctus_only, "amp": amp,
              "channels_last": channels_last, "compile": compile_, "workers": workers,
              "device": device, "sampling": sampling, "crop": crop, "dihedral": dihedral,
              "qp_weighting": qp_weighting, "val_sequences": _planes_option(val_sequences),
              "monitor": tuple(monitor) or None, "in_memory": in_memory,
-             "source_weights": _weights_option(source_weights), "init_from": init_from}
+             "source_weights": _weights_option(source_weights), "init_from": init_from,
+             "budget_kmac": budget_kmac}
     overrides = {"features": features, "blocks": blocks, "layers": layers, "growth": growth}
     if any(v is not None for v in overrides.values()):
         given["model_overrides"] = {k: v for k, v in overrides.items() if v is not None}
@@ -648,7 +712,7 @@ def train_cmd(model: str, data, val, preset, planes, features, blocks, layers, g
         # warm-up keeps the length it was resolved to when the run started.
         fixed = ("batch_size", "seed", "lr", "weight_decay", "loss", "warmup", "sampling",
                  "source_weights", "crop", "dihedral", "qp_weighting", "val_sequences",
-                 "init_from")
+                 "init_from", "budget_kmac")
         changed = [k for k in fixed if k in given and given[k] != getattr(old, k)]
         if changed:
             raise CodecnnError(f"{resume}: --resume keeps the run's {', '.join(changed)} "
@@ -681,6 +745,18 @@ def train_cmd(model: str, data, val, preset, planes, features, blocks, layers, g
 # --- end train ---
 
 # --- commands that live in their own modules: one import and one add_command line each ---
+from codecnn.cli_compare import compare_cmd  # noqa: E402
+
+main.add_command(compare_cmd)
+from codecnn.cli_reproduce import reproduce_group  # noqa: E402
+
+main.add_command(reproduce_group)
+from codecnn.experiments.commands import sweep_cmd  # noqa: E402, I001
+main.add_command(sweep_cmd)
+from codecnn.experiments.commands import inspect_cmd  # noqa: E402, I001
+main.add_command(inspect_cmd)
+from codecnn.export.cli import export_cmd  # noqa: E402, I001
+main.add_command(export_cmd)
 
 
 if __name__ == "__main__":

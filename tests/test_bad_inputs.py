@@ -26,7 +26,7 @@ def world(tmp_path_factory):
     root = tmp_path_factory.mktemp("bad_inputs")
     run_cli("encode", "carphone_pristine", "--qp", "37", "--frames", "2", "--crop", "64x64",
             "--preset", "faster", "-o", root / "coded", check=True)
-    manifest = root / "coded" / "carphone_pristine" / "qp37" / "manifest.json"
+    manifest = root / "coded" / "carphone_pristine" / "vvc-ai" / "qp37" / "manifest.json"
     run_cli("extract", "--manifest", manifest, "-o", root / "shards", check=True)
     run_cli("train", "rdn", "--data", root / "shards", "--val", root / "shards", "--features",
             "8", "--blocks", "1", "--layers", "2", "--growth", "4", "--steps", "2",
@@ -80,7 +80,7 @@ def world(tmp_path_factory):
 def _cases():
     """(id, args, fragments the error must name, outputs that must not appear)."""
     rec, orig = "r_64x64_10bit.yuv", "o_64x64_10bit.yuv"
-    coded = "coded/carphone_pristine"
+    coded = "coded/carphone_pristine/vvc-ai"
     model = ("--model", "run/last.pt")
     small = ("--features", "8", "--blocks", "1", "--layers", "2", "--growth", "4",
              "--steps", "2", "--batch-size", "2", "--workers", "0")
@@ -223,3 +223,50 @@ def test_bad_input_is_one_line_and_leaves_nothing(world, case):
     assert after == before, sorted(set(after.items()) ^ set(before.items()))
     assert not [p for p in world.rglob("*") if p.name.endswith(".tmp")]
     assert not os.path.exists(UNWRITABLE)
+
+
+def _dead_pid() -> int:
+    """A pid no process has now (the highest pids are free on a test machine)."""
+    pid = 4_000_000
+    while True:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return pid
+        except PermissionError:
+            pass
+        pid -= 1
+
+
+def test_the_next_run_removes_what_an_interrupted_one_left(world, tmp_path):
+    dead = _dead_pid()
+    coded = tmp_path / "coded"
+    shutil.copytree(world / "coded", coded)
+    qp_dir = coded / "carphone_pristine" / "vvc-ai" / "qp37"
+    leftovers = [qp_dir / f".bitstream.266.{dead}.tmp",
+                 coded / "carphone_pristine" / f".original.yuv.{dead}.tmp"]
+    alive = qp_dir / f".rec.yuv.{os.getpid()}.tmp"  # a writer that still runs: kept
+    for p in [*leftovers, alive]:
+        p.write_bytes(b"half a file")
+    run_cli("encode", "carphone_pristine", "--qp", "37", "--frames", "2", "--crop", "64x64",
+            "--preset", "faster", "--overwrite", "-o", coded, check=True)
+    assert not any(p.exists() for p in leftovers) and alive.exists()
+    run = tmp_path / "run"
+    shutil.copytree(world / "run", run)
+    stale = run / f".last.pt.{dead}.tmp"
+    stale.write_bytes(b"half a checkpoint")
+    run_cli("train", "rdn", "--resume", run, "--steps", "3", check=True)
+    assert not stale.exists()
+
+
+def test_a_coded_folder_moves_whole(world, tmp_path):
+    """Manifests hold paths relative to themselves (the original one level up), so a
+    coded folder copied elsewhere, its old place gone, still extracts."""
+    moved = tmp_path / "elsewhere"
+    shutil.copytree(world / "coded" / "carphone_pristine", moved / "carphone_pristine")
+    manifest = moved / "carphone_pristine" / "vvc-ai" / "qp37" / "manifest.json"
+    m = json.loads(manifest.read_text())
+    assert m["original"] == "../../original.yuv" and m["reconstruction"] == "rec.yuv"
+    proc = run_cli("extract", "--manifest", manifest, "-o", tmp_path / "shards")
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "shards" / "carphone_pristine_qp37.h5").is_file()

@@ -19,6 +19,7 @@ from codecnn.models.complexity import summarize
 from codecnn.train import NonFiniteLoss, TrainConfig, evaluate, load_run_config, train_rdn
 from codecnn.train.checkpoint import save_checkpoint
 from codecnn.train.logs import read_csv
+from codecnn.train.loop import validation_loader
 from codecnn.train.schedule import warmup_cosine
 from tests.train_data import make_shards
 
@@ -122,12 +123,11 @@ def test_validation_psnr_matches_skimage(shards):
     from codecnn.datasets import ShardDataset
 
     ds = ShardDataset(shards / "coffee_qp37.h5")
-    loader = torch.utils.data.DataLoader(ds, batch_size=3)
     model = build_model("rdn-s", planes=ds.planes, **TINY)
     with torch.no_grad():
         model.tail.weight.zero_()
         model.tail.bias.zero_()
-    rows = evaluate(model, loader, ds.peak, ds.border, torch.device("cpu"))
+    rows = evaluate(model, validation_loader(ds, 3), torch.device("cpu"))
     w, h = 256, 192
     size = w * h * 3 // 2
     orig = np.fromfile(shards / "yuv" / "coffee.yuv", "<u2").reshape(-1, size)[:, : w * h]
@@ -170,6 +170,18 @@ def test_resume_is_exact(shards, tmp_path):
                           "last.pt: not a readable checkpoint")
 
 
+def test_default_batch_is_recorded_resolved(shards, tmp_path):
+    """Without a batch size the run takes its device's default (16 on the CPU, 64 on a GPU)
+    and records the number, so a resume on another device keeps it."""
+    import json
+
+    run = tmp_path / "run"
+    train_rdn(tiny_config(shards, steps=1, val_every=1, batch_size=None), run, progress=False)
+    record = json.loads((run / "config.json").read_text())
+    assert record["train_config"]["batch_size"] == record["resolved"]["batch_size"] == 16
+    assert load_run_config(run).batch_size == 16
+
+
 def test_nan_loss_stops_within_one_step(shards, tmp_path, monkeypatch):
     import codecnn.train.loop as loop
 
@@ -206,25 +218,55 @@ def test_non_finite_weights_are_never_written(tmp_path):
 
 
 @pytest.mark.slow
-def test_torchrun_two_cpu_processes(shards, tmp_path):
-    run = tmp_path / "ddp"
+def test_torchrun_two_ranks_equal_one_process_with_twice_the_batch(shards, tmp_path):
+    """2 ranks × batch 2 must train the weights 1 process × batch 4 trains: the ranks draw
+    disjoint halves of each global batch, and DDP averages their gradients. (Whole 32×32
+    crops, so every rank's loss averages the same number of pixels.)"""
     env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
+    common = ["train", "rdn", "--data", str(shards), "--val", str(shards), "--steps", "4",
+              "--val-every", "4", "--workers", "0", "--device", "cpu", "--crop", "32",
+              "--qp-weighting", "none", "--lr", "2e-3", "--seed", "3", *TINY_ARGS]
     proc = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-         "-m", "codecnn", "train", "rdn", "--data", str(shards), "--steps", "4",
-         "--batch-size", "2", "--val-every", "4", "--workers", "0", "--device", "cpu",
-         "-o", str(run), *TINY_ARGS],
+         "-m", "codecnn", *common, "--batch-size", "2", "-o", str(tmp_path / "ddp")],
         capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    ck = _weights(run / "last.pt")
-    assert ck["step"] == 4
+    single = run_cli(*common, "--batch-size", "4", "-o", tmp_path / "one")
+    assert single.returncode == 0, single.stderr
+    ddp, one = _weights(tmp_path / "ddp" / "last.pt"), _weights(tmp_path / "one" / "last.pt")
+    assert ddp["step"] == one["step"] == 4
+    for k, v in one["model_state"].items():
+        torch.testing.assert_close(ddp["model_state"][k], v, rtol=1e-4, atol=1e-6)
+    assert one["model_state"]["tail.weight"].abs().max() > 1e-4  # trained (it starts at 0)
     import json
 
-    cfg = json.loads((run / "config.json").read_text())
+    cfg = json.loads((tmp_path / "ddp" / "config.json").read_text())
     assert cfg["resolved"]["world_size"] == 2 and cfg["resolved"]["global_batch"] == 4
-    assert sorted(p.name for p in run.glob("*.pt")) == ["best.pt", "last.pt"]
-    assert not list(run.glob(".*.tmp"))
-    assert len(read_csv(run / "val.csv")) == 2  # one validation (QP 37 + mean), by rank 0 only
+    assert sorted(p.name for p in (tmp_path / "ddp").glob("*.pt")) == ["best.pt", "last.pt"]
+    assert not list((tmp_path / "ddp").glob(".*.tmp"))
+    assert len(read_csv(tmp_path / "ddp" / "val.csv")) == 2  # validated once, by rank 0
+
+
+def test_cli_until_then_resume_elsewhere_equals_a_straight_run(shards, tmp_path):
+    """As a user runs it: --until in one process, --resume in a new one started from another
+    directory (relative --data), against a straight run; and a changed data set refused."""
+    work = tmp_path / "work"
+    work.mkdir()
+    shutil.copytree(shards, work / "shards", ignore=shutil.ignore_patterns("yuv"))
+    args = ["train", "rdn", "--data", "shards", "--steps", "6", "--batch-size", "4",
+            "--val-every", "3", "--workers", "0", "--device", "cpu", "--seed", "2", *TINY_ARGS]
+    run_cli(*args, "-o", "straight", cwd=work, check=True)
+    run_cli(*args, "--until", "3", "-o", "split", cwd=work, check=True)
+    assert _weights(work / "split" / "last.pt")["step"] == 3
+    run_cli("train", "rdn", "--resume", work / "split", cwd=tmp_path, check=True)
+    a, b = _weights(work / "straight" / "last.pt"), _weights(work / "split" / "last.pt")
+    assert b["step"] == 6
+    for k, v in a["model_state"].items():
+        assert torch.equal(v, b["model_state"][k]), k
+    # The data changed under the run: one more shard in the folder.
+    shutil.copy(work / "shards" / "astronaut_qp37.h5", work / "shards" / "more_qp37.h5")
+    assert_one_line_error(run_cli("train", "rdn", "--resume", work / "split", "--steps", "9",
+                                  cwd=tmp_path), "split", "data differs")
 
 
 def test_bad_input_one_line_errors(shards, tmp_path):
@@ -254,3 +296,57 @@ def test_bad_input_one_line_errors(shards, tmp_path):
         train_rdn(tiny_config(shards, steps=4), run, progress=False)
     with pytest.raises(CodecnnError, match="already at step 2"):
         train_rdn(tiny_config(shards, steps=2), run, resume=True, progress=False)
+
+
+def test_the_recorded_command_reruns_the_same_run(shards, tmp_path):
+    """What a Python caller (demo, zoo) records in command.txt is a `codecnn train` line
+    that, run in a shell, starts the same configuration."""
+    import json
+    import shlex
+
+    from codecnn.train.command import train_command
+
+    config = tiny_config(shards, steps=2, val_every=2, warmup=1, log_every=1,
+                         weight_decay=3e-4, sampling="balanced", crop=32, dihedral=False,
+                         qp_weighting="sqrt", val_sequences=("coffee",),
+                         source_weights={"astronaut": 2.0}, full_ctus_only=True,
+                         lr=1e-3)
+    train_rdn(config, tmp_path / "py", command=train_command(config, str(tmp_path / "py")),
+              progress=False)
+    line = (tmp_path / "py" / "command.txt").read_text().strip()
+    args = shlex.split(line)
+    assert args[:3] == ["codecnn", "train", "rdn"]
+    args[-1] = str(tmp_path / "shell")  # the same command into another run directory
+    run_cli(*args[1:], check=True)
+    a = json.loads((tmp_path / "py" / "config.json").read_text())["train_config"]
+    b = json.loads((tmp_path / "shell" / "config.json").read_text())["train_config"]
+    assert a == b
+    # The same computation (up to the thread count's summation order: this process uses 1)
+    torch.testing.assert_close(
+        _weights(tmp_path / "py" / "last.pt")["model_state"]["tail.weight"],
+        _weights(tmp_path / "shell" / "last.pt")["model_state"]["tail.weight"],
+        rtol=1e-3, atol=1e-7)
+
+
+def test_curves_of_short_runs_show_points_integer_steps_and_the_loss_unit(shards, tmp_path):
+    """A real 2-step run: both rows are markers, steps are whole numbers, the loss says what
+    it is; a run with nothing logged says so instead of an empty frame."""
+    from codecnn.train.logs import curves_figure
+
+    run = tmp_path / "run"
+    train_rdn(tiny_config(shards, steps=2, val_every=1, log_every=1, qp_weighting="energy"),
+              run, progress=False)
+    fig = curves_figure(run)
+    loss_ax, val_ax = fig.axes[:2]
+    (line,) = loss_ax.get_lines()
+    assert len(line.get_xdata()) == 2 and line.get_marker() == "o"
+    assert "MSE of (orig − filtered)/peak" in loss_ax.get_ylabel()
+    assert "QP-weighted" in loss_ax.get_ylabel() and "energy" in loss_ax.get_title()
+    for ax in (loss_ax, val_ax):
+        lo, hi = ax.get_xlim()
+        locs = [v for v in ax.xaxis.get_major_locator()() if lo <= v <= hi]
+        assert locs and all(float(v).is_integer() for v in locs), locs
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    texts = [t.get_text() for ax in curves_figure(empty).axes for t in ax.texts]
+    assert texts == ["no training rows logged yet", "no validation yet"]

@@ -28,7 +28,9 @@ class TrainConfig:
     model_overrides: dict[str, Any] = field(default_factory=dict)
     planes: tuple[str, ...] | None = None  # None: every plane the shards have
     steps: int = 1000
-    batch_size: int = 16
+    # None: 16 on the CPU, 64 on a GPU (default_batch); a run records the value it resolved
+    # to, so a resume keeps it.
+    batch_size: int | None = None
     seed: int = 0
     lr: float = 5e-4
     weight_decay: float = 1e-4
@@ -40,7 +42,7 @@ class TrainConfig:
     amp: str = "auto"  # auto: bf16 on GPU, off on CPU
     channels_last: bool | None = None  # None: on for GPU
     compile: bool = False
-    workers: int = -1  # -1: 2 on CPU, min(8, cores - 2) on GPU (h5py reads + decompression)
+    workers: int = -1  # -1: 2 on CPU; on GPU min(8, cores per rank - 1) (h5py + decompression)
     full_ctus_only: bool = False  # train on whole CTUs only (validation always uses all)
     device: str = "auto"
     # The recipe (codecnn.train.sampling): "balanced" draws a source by its weight, then a
@@ -57,6 +59,9 @@ class TrainConfig:
     monitor: tuple[str, ...] | None = None  # shards scored at each validation, never to choose
     in_memory: bool = False  # hold the decompressed shards in memory (fast random draws)
     init_from: str | None = None  # start from this checkpoint's weights (fresh optimizer)
+    # Scale the family's width (or depth) to this many kMAC/px (codecnn.models.budget),
+    # once the input planes are known; fields in model_overrides stay as given.
+    budget_kmac: float | None = None
 
     def __post_init__(self) -> None:
         if self.sampling not in SAMPLINGS:
@@ -72,7 +77,7 @@ class TrainConfig:
 
     def _check_numbers(self) -> None:
         for name in ("steps", "batch_size", "val_every", "log_every"):
-            if int(getattr(self, name)) < 1:
+            if getattr(self, name) is not None and int(getattr(self, name)) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 1")
         if self.loss not in LOSSES:
             raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
@@ -80,11 +85,24 @@ class TrainConfig:
             raise ValueError(f"amp must be one of {AMP_MODES}, got {self.amp!r}")
         if self.lr <= 0:
             raise ValueError("lr must be > 0")
+        if self.budget_kmac is not None and not self.budget_kmac > 0:
+            raise ValueError("--budget-kmac must be > 0")
 
-    def loader_workers(self, cuda: bool) -> int:
+    def loader_workers(self, cuda: bool, cores: int | None = None,
+                       local_world: int | None = None) -> int:
+        """DataLoader workers per process: `workers`, or 2 on the CPU; on a GPU the cores this
+        process may run on (its CPU affinity) shared by the processes of its node
+        (LOCAL_WORLD_SIZE under torchrun), less one for the process itself, at most 8."""
         if self.workers >= 0:
             return self.workers
-        return max(1, min(8, (os.cpu_count() or 2) - 2)) if cuda else 2
+        if not cuda:
+            return 2
+        if cores is None:
+            cores = (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                     else os.cpu_count() or 2)
+        if local_world is None:
+            local_world = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+        return max(1, min(8, cores // max(1, local_world) - 1))
 
     @property
     def warmup_steps(self) -> int:
@@ -103,3 +121,9 @@ class TrainConfig:
             if kw.get(k) is not None:
                 kw[k] = tuple(kw[k])
         return cls(**kw)
+
+
+def default_batch(device: Any) -> int:
+    """Patches per step and process when --batch-size is not given: 64 on a GPU (at 16 a
+    step of rdn-s lasts about as long as launching its kernels), 16 on the CPU."""
+    return 64 if str(device).startswith("cuda") else 16

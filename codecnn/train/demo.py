@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from codecnn.train.command import train_command
 from codecnn.train.config import TrainConfig
 from codecnn.train.loop import train_rdn
 
@@ -30,7 +31,7 @@ def run_train_stage(shard_dir: str | os.PathLike, out_dir: str | os.PathLike,
                          warmup=max(1, steps // 10), val_every=val_every or steps,
                          log_every=max(1, steps // 30), workers=0, device=device)
     summary = train_rdn(config, out_dir, overwrite=overwrite,
-                        command=["run_train_stage", str(shard_dir), str(out_dir)])
+                        command=train_command(config, str(out_dir)))
     best = Path(out_dir) / "best.pt"
     summary["checkpoint"] = str(best if best.is_file() else Path(out_dir) / "last.pt")
     print(f"train: {preset} {model_overrides} for {summary['step']} steps in "

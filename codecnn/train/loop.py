@@ -10,11 +10,13 @@ Exactness: the order of patches is a pure function of (seed, global position), s
 run draws exactly the batches the uninterrupted run would have drawn; the model, optimizer,
 scheduler and RNG states come back from last.pt.
 Under torchrun every process trains on its own slice of each global batch (DDP averages the
-gradients); only rank 0 validates and writes.
+gradients) and validates its share of the validation set (the sums are all-reduced); only
+rank 0 writes.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import json
 import math
@@ -33,11 +35,12 @@ import torch
 from codecnn import __version__
 from codecnn.errors import CodecnnError, DataError
 from codecnn.io import shard
-from codecnn.io.atomic import write_json_atomic
+from codecnn.io.atomic import remove_stale_temporaries, write_json_atomic
 from codecnn.io.metrics import mse_to_psnr
 from codecnn.models import build_model, config_to_dict, read_checkpoint, resolve_preset
 from codecnn.train.checkpoint import save_checkpoint, set_rng_state
-from codecnn.train.config import TrainConfig
+from codecnn.train.command import command_line
+from codecnn.train.config import TrainConfig, default_batch
 from codecnn.train.logs import RunLog, plot_curves
 from codecnn.train.schedule import make_scheduler
 
@@ -64,11 +67,13 @@ def data_identity(paths: list[Path]) -> list[dict[str, Any]]:
 
 
 def _same_data(a: dict, b: dict) -> bool:
+    """The same shards (name, size, patch count), wherever the record lists them: runs
+    recorded before the split was written out listed every shard under train."""
     def key(d: dict) -> list:
-        return [(x["file"], x["bytes"], x["patches"]) for x in d.get("shards", [])]
+        return sorted((x["file"], x["bytes"], x["patches"])
+                      for part in ("train", "val") for x in d.get(part, {}).get("shards", []))
 
-    return (key(a.get("train", {})) == key(b.get("train", {}))
-            and key(a.get("val", {})) == key(b.get("val", {})))
+    return key(a) == key(b)
 
 
 def make_datasets(config: TrainConfig):
@@ -104,11 +109,16 @@ def make_datasets(config: TrainConfig):
             val_ds = ShardDataset(paths, **kw)
             note = (f"the data holds a single sequence ({sequences[0]}): validating on the "
                     f"TRAINING data, so the gain is not a held-out result")
+    shards = data_identity(paths)
+    if not val_paths and set(val_ds.sequences) != set(train_ds.sequences):  # split by sequence
+        train_shards = [d for d in shards if d["sequence"] not in set(val_ds.sequences)]
+        val_shards = [d for d in shards if d["sequence"] in set(val_ds.sequences)]
+    else:
+        train_shards, val_shards = shards, data_identity(val_paths) if val_paths else []
     identity = {
-        "train": {"shards": data_identity(paths), "sequences": train_ds.sequences,
+        "train": {"shards": train_shards, "sequences": train_ds.sequences,
                   "patches": len(train_ds)},
-        "val": {"shards": data_identity(val_paths) if val_paths else [],
-                "sequences": val_ds.sequences, "patches": len(val_ds)},
+        "val": {"shards": val_shards, "sequences": val_ds.sequences, "patches": len(val_ds)},
         "planes": list(train_ds.planes), "bit_depth": train_ds.bit_depth,
         "border": train_ds.border, "ctu_size": train_ds.ctu_size,
     }
@@ -194,47 +204,67 @@ def psnr(sse: float, n: int, peak: float) -> float:
     return mse_to_psnr(sse / max(n, 1), round(math.log2(peak + 1)))
 
 
+def validation_loader(ds, batch_size: int, workers: int = 0, rank: int = 0, world: int = 1,
+                      pin: bool = False, persistent: bool = True) -> torch.utils.data.DataLoader:
+    """This process's part of a validation set (a ShardDataset, or a torch Subset of one):
+    every world-th patch from the rank-th on, packed (codecnn.datasets.PackedPatches);
+    `evaluate` all-reduces the parts. With `persistent`, workers stay alive between
+    validations."""
+    from codecnn.datasets.shards import PackedPatches
+
+    base, idx = ds, range(len(ds))
+    if isinstance(ds, torch.utils.data.Subset):
+        base, idx = ds.dataset, ds.indices
+    part = PackedPatches(base, [int(i) for i in idx][rank::world])
+    return torch.utils.data.DataLoader(part, batch_size=batch_size, num_workers=workers,
+                                       pin_memory=pin, shuffle=False,
+                                       persistent_workers=persistent and workers > 0)
+
+
 @torch.no_grad()
-def evaluate(model: torch.nn.Module, loader, peak: float, border: int, device: torch.device,
-             amp: bool = False, channels_last: bool = False) -> list[dict[str, Any]]:
+def evaluate(model: torch.nn.Module, loader, device: torch.device, amp: bool = False,
+             channels_last: bool = False) -> list[dict[str, Any]]:
     """PSNR-Y of reconstruction and filtered reconstruction per nominal QP, and the gain.
 
-    Samples are compared as the decoder would output them: integers in [0, peak]
-    (rec + residual rounded and clipped). PSNR is per frame (sequence, QP, POC) over the
-    valid samples of its CTUs, averaged over the frames of a sequence, then over sequences.
+    `loader`: from validation_loader. Samples are compared as the decoder would output them:
+    integers in [0, peak] (rec + residual rounded and clipped). PSNR is per frame (sequence,
+    QP, POC) over the valid samples of its CTUs, averaged over the frames of a sequence,
+    then over sequences. The per-frame sums (SSE of rec, SSE of filtered, samples) are
+    exact integers in float64 on the device; under torch.distributed they are all-reduced,
+    so every rank gets the same rows, equal to one process's.
     Returns one row per QP plus a row "all" (mean over QPs).
     """
+    from codecnn.datasets.shards import model_inputs
+
+    ds = loader.dataset.ds
+    keys, frame_of = ds.frames()
+    peak, border = ds.peak, ds.border
     was_training = model.training
     model.eval()
-    rec_plane = getattr(model, "module", model).config.planes.index("rec")
-    sse: dict[tuple, list[float]] = defaultdict(lambda: [0.0, 0.0, 0])
+    sums = torch.zeros(len(keys), 3, dtype=torch.float64, device=device)
     for batch in loader:
-        x = batch["input"].to(device, non_blocking=True)
-        if channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
+        on = {k: batch[k].to(device, non_blocking=True) for k in ("rec", "side", "orig", "valid")}
+        x, _, valid = model_inputs(on, ds.planes, peak, border, device, channels_last)
         with _autocast(device, amp):
             pred = model(x)
-        pred = pred.float().cpu().double()
-        rec = torch.round(batch["input"][:, rec_plane:rec_plane + 1,
-                                         border:-border or None, border:-border or None]
-                          .double() * peak)
-        orig = rec + torch.round(batch["target"].double() * peak)
-        filt = torch.clamp(torch.round(rec + pred * peak), 0, peak)
-        valid = batch["valid"].double()
-        e_rec = ((orig - rec).square() * valid).sum(dim=(1, 2, 3))
-        e_filt = ((orig - filt).square() * valid).sum(dim=(1, 2, 3))
-        counts = valid.sum(dim=(1, 2, 3))
-        for i in range(len(counts)):
-            key = (batch["sequence"][i], int(batch["nominal_qp"][i]), int(batch["poc"][i]))
-            acc = sse[key]
-            acc[0] += float(e_rec[i])
-            acc[1] += float(e_filt[i])
-            acc[2] += int(counts[i])
+        s = on["orig"].shape[-1]
+        rec = on["rec"][..., border:border + s, border:border + s].double()
+        orig = on["orig"].double()
+        filt = torch.clamp(torch.round(rec + pred.double() * peak), 0, peak)
+        valid = valid.double()
+        per = torch.stack([((orig - rec).square() * valid).sum(dim=(1, 2, 3)),
+                           ((orig - filt).square() * valid).sum(dim=(1, 2, 3)),
+                           valid.sum(dim=(1, 2, 3))], 1)
+        ids = torch.from_numpy(frame_of[batch["index"].numpy()]).to(device)
+        sums.index_add_(0, ids, per)
     model.train(was_training)
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.all_reduce(sums)
     # frame → sequence → QP
     per_seq: dict[tuple, list[tuple[float, float]]] = defaultdict(list)
-    for (seq, qp, _poc), (er, ef, n) in sse.items():
-        per_seq[(seq, qp)].append((psnr(er, n, peak), psnr(ef, n, peak)))
+    for (seq, qp, _poc), (er, ef, n) in zip(keys, sums.cpu().tolist(), strict=True):
+        if n > 0:  # a picture with patches in this set (a Subset holds fewer)
+            per_seq[(seq, qp)].append((psnr(er, int(n), peak), psnr(ef, int(n), peak)))
     per_qp: dict[int, list[tuple[float, float]]] = defaultdict(list)
     frames: dict[int, int] = defaultdict(int)
     for (_seq, qp), vals in per_seq.items():
@@ -279,8 +309,8 @@ def _setup(config: TrainConfig) -> tuple[int, int, torch.device]:
         import torch.distributed as dist
 
         if not dist.is_initialized():
-            # Rank 0 validates alone while the others wait at a barrier: allow a long
-            # validation set more than the 10-minute default before a collective times out.
+            # Rank 0 writes checkpoints and plots while the others wait at a barrier: allow
+            # more than the 10-minute default before a collective times out.
             dist.init_process_group("nccl" if device.type == "cuda" else "gloo",
                                     timeout=datetime.timedelta(hours=2))
     return rank, world, device
@@ -327,9 +357,28 @@ def load_run_config(run_dir: str | os.PathLike) -> TrainConfig:
     if not path.is_file():
         raise DataError(f"{run_dir}: not a training run (no config.json)")
     try:
-        return TrainConfig.from_dict(json.loads(path.read_text())["train_config"])
+        record = json.loads(path.read_text())
+        return TrainConfig.from_dict(_from_cwd(record["train_config"], record.get("cwd")))
     except (ValueError, KeyError, TypeError) as e:
         raise DataError(f"{path}: unreadable run config ({e})") from None
+
+
+def _from_cwd(train_config: dict[str, Any], cwd: str | None) -> dict[str, Any]:
+    """Paths given relative to the directory a run was started in, made absolute, so the
+    run resumes from any working directory."""
+    if not cwd:  # runs recorded before the start directory was
+        return train_config
+    out = dict(train_config)
+
+    def absolute(p: str) -> str:
+        return p if p.startswith("zoo:") or os.path.isabs(p) else os.path.join(cwd, p)
+
+    for key in ("data", "val", "monitor"):
+        if out.get(key):
+            out[key] = [absolute(p) for p in out[key]]
+    if out.get("init_from"):
+        out["init_from"] = absolute(out["init_from"])
+    return out
 
 
 def train_rdn(config: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = False,
@@ -345,6 +394,8 @@ def train_rdn(config: TrainConfig, run_dir: str | os.PathLike, *, resume: bool =
 
     run_dir = Path(run_dir)
     rank, world, device = _setup(config)
+    if config.batch_size is None:  # recorded resolved, so a resume keeps it on any device
+        config = dataclasses.replace(config, batch_size=default_batch(device))
     model_name, _ = resolve_preset(config.preset)
     last_path, best_path = run_dir / "last.pt", run_dir / "best.pt"
     if resume:
@@ -373,7 +424,8 @@ def train_rdn(config: TrainConfig, run_dir: str | os.PathLike, *, resume: bool =
                                                  planes=train_ds.planes))
     torch.manual_seed(config.seed)
     np.random.seed(config.seed % 2**32)
-    net = build_model(config.preset, planes=train_ds.planes, **config.model_overrides)
+    net = build_model(config.preset, planes=train_ds.planes, budget_kmac=config.budget_kmac,
+                      **config.model_overrides)
     model_config = config_to_dict(net.config)
     amp = config.amp == "bf16" or (config.amp == "auto" and device.type == "cuda")
     channels_last = device.type == "cuda" if config.channels_last is None else config.channels_last
@@ -412,50 +464,59 @@ def train_rdn(config: TrainConfig, run_dir: str | os.PathLike, *, resume: bool =
     if config.compile:
         train_model = torch.compile(train_model)
 
+    pin = device.type == "cuda"
+    workers = config.loader_workers(pin)
     writer = rank == 0
     if writer:
         run_dir.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(run_dir)  # checkpoints an interrupted run was writing
         if not resume:
             _clear_run(run_dir)
         record = {"train_config": config.to_dict(), "model_name": model_name,
                   "model_config": model_config, "preset": config.preset,
                   "resolved": {"amp_bf16": amp, "channels_last": channels_last,
                                "warmup_steps": config.warmup_steps, "device": str(device),
-                               "workers": config.loader_workers(device.type == "cuda"),
+                               "workers": workers, "batch_size": config.batch_size,
                                "world_size": world,
                                "global_batch": config.batch_size * world,
                                "qp_loss_weights": loss_weights},
                   "init_from": started_from,
                   "data": identity, "val_note": note, "command": command or sys.argv,
+                  "cwd": os.getcwd(),
                   "torch_version": torch.__version__, "codecnn_version": __version__}
         if not resume:
             _write_json(run_dir / "config.json", record)
         else:
             _write_json(run_dir / f"config.resume-{step}.json", record)
         with open(run_dir / "command.txt", "a") as f:
-            f.write(" ".join(command or sys.argv) + "\n")
+            f.write(command_line(command or sys.argv) + "\n")
     log = (RunLog(run_dir, resume_step=step if resume else None, monitor=monitor_ds is not None)
            if writer else None)
     say = (lambda msg: tqdm.write(msg, file=sys.stderr)) if writer else (lambda msg: None)
     if note:
         say(f"train: {note}")
+    if config.budget_kmac is not None:
+        say(f"train: {config.budget_kmac} kMAC/px budget: {model_name} {_short(model_config)}")
     if started_from and not resume:
         from codecnn.train.init_from import describe
 
         for line in describe(started_from, started_from["path"]):
             say(f"train: {line}")
 
-    pin = device.type == "cuda"
-    workers = config.loader_workers(pin)
+    from codecnn.datasets.shards import PackedPatches, model_inputs
+
+    # Packed integers travel (a quarter of the float32 bytes); model_inputs makes the floats
+    # on the device.
     loader = torch.utils.data.DataLoader(
-        train_ds, batch_size=config.batch_size, num_workers=workers, pin_memory=pin,
-        sampler=_make_sampler(config, train_ds, rank, world, step),
+        PackedPatches(train_ds), batch_size=config.batch_size, num_workers=workers,
+        pin_memory=pin, sampler=_make_sampler(config, train_ds, rank, world, step),
         persistent_workers=workers > 0, drop_last=True)
-    val_loader = torch.utils.data.DataLoader(
-        val_ds, batch_size=config.batch_size, num_workers=min(workers, 1),
-        pin_memory=pin, shuffle=False)
-    monitor_loader = None if monitor_ds is None else torch.utils.data.DataLoader(
-        monitor_ds, batch_size=config.batch_size, num_workers=0, shuffle=False)
+    # Every rank validates its share; on a GPU the workers stay alive between validations
+    # (on the CPU one worker comes and goes: an --in-memory copy is not held twice).
+    val_loader = validation_loader(val_ds, config.batch_size, workers if pin else min(workers, 1),
+                                   rank, world, pin=pin, persistent=pin)
+    monitor_loader = None if monitor_ds is None else validation_loader(
+        monitor_ds, config.batch_size, 0, rank, world, pin=pin)
     border, peak = train_ds.border, train_ds.peak
 
     def checkpoint(path: Path, at: int) -> None:
@@ -469,17 +530,19 @@ def train_rdn(config: TrainConfig, run_dir: str | os.PathLike, *, resume: bool =
 
     def validate_and_save(at: int) -> None:
         nonlocal best_metric, val_rows, last_saved
+        # Every rank scores its part; the all-reduced rows are the same on every rank.
+        val_rows = evaluate(net, val_loader, device, amp, channels_last)
+        monitor_rows = (None if monitor_loader is None else
+                        evaluate(net, monitor_loader, device, amp, channels_last))
         if writer:
-            val_rows = evaluate(net, val_loader, peak, border, device, amp, channels_last)
             log.val(at, val_rows)
             gain = val_rows[-1]["gain_db"]
             per = "  ".join(f"QP{r['nominal_qp']} {r['gain_db']:+.3f}" for r in val_rows[:-1])
             say(f"step {at}: validation PSNR-Y gain {gain:+.4f} dB ({per})")
-            if monitor_ds is not None:
-                rows = evaluate(net, monitor_loader, peak, border, device, amp, channels_last)
-                log.monitor(at, time.perf_counter() - t_start, rows)
+            if monitor_rows is not None:
+                log.monitor(at, time.perf_counter() - t_start, monitor_rows)
                 say(f"step {at}: monitor (never used to choose) PSNR-Y gain "
-                    f"{rows[-1]['gain_db']:+.4f} dB")
+                    f"{monitor_rows[-1]['gain_db']:+.4f} dB")
             if best_metric is None or gain > best_metric:
                 best_metric = gain
                 checkpoint(best_path, at)
@@ -495,23 +558,24 @@ def train_rdn(config: TrainConfig, run_dir: str | os.PathLike, *, resume: bool =
     bar = tqdm(total=stop_at, initial=step, desc="train", unit="step", dynamic_ncols=True,
                disable=None if (writer and progress) else True, file=sys.stderr)
     flag = torch.zeros(1, device=device)
+    qp_weight = None
+    if loss_weights is not None:
+        qp_weight = torch.zeros(max(loss_weights) + 1).index_put_(
+            (torch.tensor(list(loss_weights)),), torch.tensor(list(loss_weights.values())))
+        qp_weight = qp_weight.to(device)
     check_every = 1 if device.type == "cpu" else config.log_every
     train_model.train()
     try:
         it = iter(loader)
         while step < stop_at:
             batch = next(it)
-            x = batch["input"].to(device, non_blocking=True)
-            target = batch["target"].to(device, non_blocking=True)
-            valid = batch["valid"].to(device, non_blocking=True)
-            if channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
+            x, target, valid = model_inputs(batch, train_ds.planes, peak, border, device,
+                                            channels_last)
             with _autocast(device, amp):
                 pred = train_model(x)
             weight = None
-            if loss_weights is not None:
-                weight = torch.tensor([loss_weights[int(q)] for q in batch["nominal_qp"]],
-                                      device=device)
+            if loss_weights is not None:  # a look-up on the device: no copy that waits
+                weight = qp_weight[batch["nominal_qp"].to(device, non_blocking=True)]
             loss = compute_loss(pred, target, valid, config.loss, weight)
             flag += (~torch.isfinite(loss.detach())).float()
             # On the CPU the check is free: stop before a non-finite loss touches the
@@ -641,5 +705,4 @@ def _clear_run(run_dir: Path) -> None:
 
 
 def _short(cfg: dict) -> str:
-    keys = ("planes", "features", "blocks", "layers", "growth", "updown")
-    return "(" + ", ".join(f"{k}={cfg.get(k)}" for k in keys if k in cfg) + ")"
+    return "(" + ", ".join(f"{k}={v}" for k, v in cfg.items() if k != "border") + ")"
