@@ -39,11 +39,12 @@ def test_encode_cli_writes_layout_and_prints_table(tmp_path):
     assert "| carphone_pristine | 27 |" in proc.stdout
     assert "| carphone_pristine | 37 |" in proc.stdout
     src = out / "carphone_pristine"
-    assert sorted(p.name for p in src.iterdir()) == ["original.yuv", "qp27", "qp37"]
+    assert sorted(p.name for p in src.iterdir()) == ["original.yuv", "vvc-ai"]
+    assert sorted(p.name for p in (src / "vvc-ai").iterdir()) == ["qp27", "qp37"]
     for qp in (27, 37):
-        names = sorted(p.name for p in (src / f"qp{qp}").iterdir())
+        names = sorted(p.name for p in (src / "vvc-ai" / f"qp{qp}").iterdir())
         assert names == ["bitstream.266", "manifest.json", "rec.yuv"]
-        seq = load_manifest(src / f"qp{qp}" / "manifest.json")
+        seq = load_manifest(src / "vvc-ai" / f"qp{qp}" / "manifest.json")
         assert (seq.width, seq.height, seq.frames, seq.qp) == (64, 64, 2, qp)
         assert seq.slice_qps == [qp, qp]
 
@@ -102,7 +103,7 @@ def test_encode_takes_a_sample_name(tmp_path, cli):
     proc = cli("encode", "carphone_pristine", "--qp", "37", "--frames", "1", "-o", tmp_path,
                check=True)
     assert "| carphone_pristine | 37 |" in proc.stdout
-    assert (tmp_path / "carphone_pristine" / "qp37" / "manifest.json").is_file()
+    assert (tmp_path / "carphone_pristine" / "vvc-ai" / "qp37" / "manifest.json").is_file()
     missing = cli("encode", "no_such_sample", "--qp", "37", "-o", tmp_path)
     assert missing.returncode != 0 and "no such file" in missing.stderr
     assert "codecnn samples" in missing.stderr

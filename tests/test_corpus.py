@@ -32,14 +32,16 @@ def test_small_corpus_builds_resumes_and_counts(tmp_path):
     assert len(pocs) == 32
     # Frames spread over the whole 120-frame clip, not the first 32: the originals differ
     # from the clip's first frames, and the last kept frame is near the end.
-    manifest = json.loads((root / "coded" / "carphone_pristine" / "qp37" / "manifest.json")
+    coded = root / "coded"
+    manifest = json.loads((coded / "carphone_pristine" / "vvc-ai" / "qp37" / "manifest.json")
                           .read_text())
     assert "lt(mod(n*32,120),32)" in " ".join(manifest["commands"]["convert"])
     # A rerun codes nothing again: the manifests keep their times.
-    stamp = (root / "coded" / "chelsea" / "qp37" / "manifest.json").stat().st_mtime_ns
+    chelsea = coded / "chelsea" / "vvc-ai" / "qp37" / "manifest.json"
+    stamp = chelsea.stat().st_mtime_ns
     again = run_cli(*args, check=True)
     assert again.stdout.splitlines()[:-1] == first.stdout.splitlines()[:-1]  # same table
-    assert (root / "coded" / "chelsea" / "qp37" / "manifest.json").stat().st_mtime_ns == stamp
+    assert chelsea.stat().st_mtime_ns == stamp
 
 
 def test_sources_hold_out_the_fixed_set_and_leave_out_artwork(tmp_path):

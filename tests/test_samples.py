@@ -51,8 +51,8 @@ def test_samples_export_then_encode_without_flags(tmp_path):
             tmp_path / "a", check=True)
     run_cli("encode", path, "--qp", "37", "--preset", "faster", "-o", tmp_path / "b",
             check=True)
-    a = load_manifest(tmp_path / "a" / "carphone_pristine" / "qp37" / "manifest.json")
-    b = load_manifest(next((tmp_path / "b").glob("*/qp37/manifest.json")))
+    a = load_manifest(tmp_path / "a" / "carphone_pristine" / "vvc-ai" / "qp37" / "manifest.json")
+    b = load_manifest(next((tmp_path / "b").glob("*/vvc-ai/qp37/manifest.json")))
     assert b.fps == pytest.approx(29.97, abs=0.01)
     orig_a = open_yuv(a.original, fmt)
     for k in range(2):

@@ -2,11 +2,14 @@
 
 Layout written under `out_dir`:
 
-    <source>/original.yuv                 the original, 10-bit 4:2:0, written once
-    <source>/qp<QP>/bitstream.266         the elementary stream (VVC Annex B)
-    <source>/qp<QP>/rec.yuv               its decode by FFmpeg's native decoder, 10-bit 4:2:0
-    <source>/qp<QP>/manifest.json         CodedSequence: per-picture POC/type/slice QP/bits,
-                                          FFmpeg and encoder versions, the exact commands
+    <source>/original.yuv                         the original, 10-bit 4:2:0, written once
+    <source>/<codec>-<config>/qp<QP>/bitstream.266  the elementary stream (VVC Annex B)
+    <source>/<codec>-<config>/qp<QP>/rec.yuv        its decode by FFmpeg's native decoder
+    <source>/<codec>-<config>/qp<QP>/manifest.json  CodedSequence: per-picture POC/type/slice
+                                                    QP/bits, versions, the exact commands
+
+`<codec>-<config>` is vvc-ai, vvc-ra, hevc-ai or hevc-ra: All Intra and Random Access codes of
+one source at one QP live side by side (their original is the same file).
 
 Every file is written under a temporary name and renamed when complete. The encoder reads
 `original.yuv` itself, so what is compared later is exactly what was coded.
@@ -63,6 +66,12 @@ class Original:
     def fps_value(self) -> float:
         num, _, den = self.fps.partition("/")
         return float(num) / float(den or 1)
+
+
+def qp_dir(out_dir: str | os.PathLike, source: str, codec: str, config: str, qp: int) -> Path:
+    """Where `encode` writes one (source, codec, configuration, QP): the one place that
+    knows the layout."""
+    return Path(out_dir) / source / f"{codec}-{config}" / f"qp{qp}"
 
 
 def _tmp(path: Path) -> Path:
@@ -374,7 +383,7 @@ def encode_sequence(
     out_dir: str | os.PathLike,
     *,
     codec: str = "vvc",
-    preset: str = "medium",
+    preset: str | None = None,
     size: tuple[int, int] | None = None,
     bit_depth: int | None = None,
     chroma: str | None = None,
@@ -408,6 +417,7 @@ def encode_sequence(
     """
     input_path = resolve_input(input_path)
     spec = get_codec(codec)
+    preset = preset or spec.default_preset
     if config not in ("ai", "ra"):
         raise CodecError(f"config must be ai or ra, got {config!r}")
     if preset not in spec.presets:
@@ -420,14 +430,15 @@ def encode_sequence(
         spec.check()
     source = name or Path(input_path).stem
     src_dir = Path(out_dir) / source
-    existing = [src_dir / f"qp{qp}" / "manifest.json" for qp in qps]
+    dirs = {qp: qp_dir(out_dir, source, codec, config, qp) for qp in qps}
+    existing = [dirs[qp] / "manifest.json" for qp in qps]
     existing = [p for p in existing if p.exists()]
     if existing and not overwrite:
         raise CodecError(f"{existing[0]} exists; pass --overwrite to encode again")
     orig_path = src_dir / "original.yuv"
     staged = temporary_sibling(orig_path)
     with new_directory(src_dir):  # a refused input leaves no empty OUT/<source>/ behind
-        for d in (src_dir, *(src_dir / f"qp{qp}" for qp in qps)):
+        for d in (src_dir, *dirs.values()):
             remove_stale_temporaries(d)  # what an interrupted encode left
         original = prepare_original(input_path, staged, ff, frames, size, bit_depth, chroma,
                                     fps, crop, scale, select, alpha)
@@ -449,7 +460,7 @@ def encode_sequence(
     bar = tqdm(total=len(qps), desc=f"encode {source} {config}", unit="QP", file=sys.stderr,
                disable=None if progress else True, leave=False)
     results = map_threads(lambda qp: encode_qp(ff, spec, original, source, qp, config, preset,
-                                               src_dir / f"qp{qp}", versions, intra_period,
+                                               dirs[qp], versions, intra_period,
                                                threads), qps, jobs, bar)
     return sorted(results, key=lambda s: s.qp)
 

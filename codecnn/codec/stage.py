@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from codecnn.codec.codecs import get_codec
 from codecnn.io.atomic import save_figure_atomic, write_text_atomic
 
 DEMO_QPS = (22, 27, 32, 37)
@@ -52,10 +53,10 @@ def run_encode_stage(out_dir: str | os.PathLike, frames: int = 8, qps=DEMO_QPS,
     Returns {"manifests": [manifest paths], "rows": [QpSummary], "table": markdown str}.
     Re-running replaces earlier demo outputs.
     """
-    from codecnn.codec.encode import encode_sequence, format_table, summarize
+    from codecnn.codec.encode import encode_sequence, format_table, qp_dir, summarize
     from codecnn.codec.samples import find_sample
 
-    preset = preset or {"vvc": "faster", "hevc": "medium"}.get(codec)
+    preset = preset or get_codec(codec).default_preset
     coded = Path(out_dir) / (subdir or "coded")
     manifests, rows = [], []
     for sample, scale, name, *select in sources:
@@ -64,7 +65,7 @@ def run_encode_stage(out_dir: str | os.PathLike, frames: int = 8, qps=DEMO_QPS,
                                scale=scale, name=name, select=select[0] if select else None,
                                jobs=jobs, ffmpeg=ffmpeg, overwrite=True)
         for s in seqs:
-            manifests.append(coded / name / f"qp{s.qp}" / "manifest.json")
+            manifests.append(qp_dir(coded, name, codec, config, s.qp) / "manifest.json")
             rows.append(summarize(s))
     table = format_table(rows)
     write_text_atomic(coded / "rd.md", table)

@@ -3,7 +3,7 @@
 Layout under OUT (one folder per codec and configuration, so VVC and HEVC corpora, All Intra
 and Random Access, live side by side):
 
-    OUT/<codec>-<config>/coded/<source>/qp<QP>/...    codecnn encode's layout, per source
+    OUT/<codec>-<config>/coded/<source>/<codec>-<config>/qp<QP>/...  encode's layout
     OUT/<codec>-<config>/shards/train/<source>_qp<QP>.h5
     OUT/<codec>-<config>/shards/heldout/<source>_qp<QP>.h5
     OUT/<codec>-<config>/corpus.json, corpus.md       sources × QPs × CTUs
@@ -21,12 +21,13 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from codecnn.codec.codecs import CODECS
 from codecnn.corpus.sources import CorpusSource, corpus_sources
 from codecnn.errors import CodecError
 from codecnn.io.parallel import map_threads
 
 CTC_QPS = (22, 27, 32, 37)
-DEFAULT_PRESETS = {"vvc": "faster", "hevc": "medium"}
+DEFAULT_PRESETS = {name: spec.default_preset for name, spec in CODECS.items()}
 
 
 def corpus_dir(out_dir: str | os.PathLike, codec: str = "vvc", config: str = "ai") -> Path:
@@ -43,10 +44,10 @@ def crop_to_multiple(width: int, height: int, m: int = 8) -> tuple[int, int] | N
 def _encode_source(src: CorpusSource, coded: Path, qps: tuple[int, ...], config: str,
                    codec: str, preset: str, ffmpeg: str | None) -> list[Path]:
     """Code one source at the QPs whose manifests are missing; return all its manifests."""
-    from codecnn.codec.encode import _vf, encode_sequence, probe_video
+    from codecnn.codec.encode import _vf, encode_sequence, probe_video, qp_dir
     from codecnn.codec.ffmpeg import find_ffmpeg
 
-    manifests = [coded / src.name / f"qp{qp}" / "manifest.json" for qp in qps]
+    manifests = [qp_dir(coded, src.name, codec, config, qp) / "manifest.json" for qp in qps]
     missing = [qp for qp, m in zip(qps, manifests, strict=True) if not m.is_file()]
     if missing:
         ff = find_ffmpeg(ffmpeg, encoder=None, decoder=None, bsf=None)

@@ -318,7 +318,8 @@ def extract_manifests(manifests: list[str | os.PathLike], out_dir: str | os.Path
                 raise DataError(f"{m}: its {what} {getattr(seq, what)} does not exist")
         name = shard_name(seq.source, seq.qp)
         if name in names:
-            raise DataError(f"{m}: same sequence and QP as {names[name]} (both give {name})")
+            raise DataError(f"{m}: same sequence and QP as {names[name]} (both give {name}); "
+                            "extract each codec/configuration into its own -o folder")
         names[name] = str(m)
     with new_directory(out):  # a failure before the first shard leaves no empty directory
         if not os.access(out, os.W_OK | os.X_OK):
