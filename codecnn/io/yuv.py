@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,9 +81,6 @@ class YuvFormat:
         if self.bit_depth == 8:
             return base
         return base + "10le"
-
-    def with_bit_depth(self, bit_depth: int) -> YuvFormat:
-        return YuvFormat(self.width, self.height, bit_depth, self.chroma)
 
     def num_frames(self, nbytes: int, path: str | os.PathLike | None = None) -> int:
         """Frames in a file of `nbytes`; a partial frame is an error naming the frame size."""
@@ -211,10 +208,6 @@ class YuvReader:
         """Luma plane [H, W] of frame k (uint8 or uint16), a view."""
         rows, cols = self.format.plane_shapes[0]
         return self._mm[self._check(k), : rows * cols].reshape(rows, cols)
-
-    def luma_frames(self, frames: Iterable[int] | None = None) -> Iterator[np.ndarray]:
-        for k in range(self.num_frames) if frames is None else frames:
-            yield self.luma(k)
 
 
 def open_yuv(path: str | os.PathLike, fmt: YuvFormat | None = None, **overrides) -> YuvReader:
