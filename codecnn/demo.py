@@ -75,9 +75,9 @@ def run_demo(out_dir: str | os.PathLike, codec: str = "vvc", device: str = "cpu"
         enc = run_encode_stage(out, frames=frames, ffmpeg=ffmpeg, echo=echo, codec=codec,
                                sources=train_sources + heldout_sources)
     heldout_names = {src[2] for src in heldout_sources}
-    train_manifests = [m for m in enc["manifests"] if Path(m).parent.parent.name
+    train_manifests = [m for m in enc["manifests"] if Path(m).parents[2].name
                        not in heldout_names]
-    heldout_manifests = [m for m in enc["manifests"] if Path(m).parent.parent.name
+    heldout_manifests = [m for m in enc["manifests"] if Path(m).parents[2].name
                          in heldout_names]
     results["encode"] = enc
 
@@ -126,7 +126,7 @@ def run_demo(out_dir: str | os.PathLike, codec: str = "vvc", device: str = "cpu"
 
     minutes = (time.perf_counter() - t_start) / 60
     echo(f"\n== done in {minutes:.1f} min ==")
-    echo(f"coded sequences and RD table: {Path(enc['manifests'][0]).parents[2]}")
+    echo(f"coded sequences and RD table: {Path(enc['manifests'][0]).parents[3]}")
     echo(f"shards:                       {shard_dir}")
     echo(f"training run (checkpoints):   {out / 'run'}")
     echo(f"summary (both models):        {summary_md}")

@@ -9,8 +9,9 @@ Everything here ships with the dependencies or the system; nothing is downloaded
 - where Debian's `plasma-workspace-wallpapers` is installed, its natural photographs (the
   rendered artwork of that package is left out by name).
 
-The held-out set is fixed (the zoo cards are measured on it): chelsea, rocket, hubble_deep_field, retina and
-bigbuckbunny frames 100–131. No held-out source is ever trained on, in any frame.
+The held-out set is fixed (the zoo cards are measured on it): chelsea, rocket,
+hubble_deep_field, retina and bigbuckbunny frames 100–131. No held-out source is ever trained
+on, in any frame.
 """
 
 from __future__ import annotations

@@ -138,7 +138,8 @@ def make_space(file_values: dict[str, Any], flags: dict[str, Any],
             kw["kmac"] = None if merged["kmac"] is None else _pair(merged["kmac"], float, "kmac")
         if "loss" in merged:
             loss = merged["loss"]
-            kw["loss"] = (loss,) if isinstance(loss, str) else tuple(str(x) for x in loss)
+            kw["loss"] = (tuple(x for x in loss.replace(" ", "").split(",") if x)
+                          if isinstance(loss, str) else tuple(str(x) for x in loss))
         for name in ("model", "train"):
             if name in merged:
                 if not isinstance(merged[name], dict):
