@@ -31,9 +31,10 @@ bench: venv
 # codecnn/zoo/: about 2 hours on 2 CPU cores. CORPUS and ZOO_RUNS may point elsewhere.
 CORPUS   ?= corpus
 ZOO_RUNS ?= zoo_runs
+# The HEVC model first: the VVC recipe starts from its weights (zoo:rdn-hevc-ai-depth).
 zoo: venv
-	$(VENV)/bin/codecnn zoo train rdn-vvc-ai --corpus $(CORPUS) -o $(ZOO_RUNS) --install
 	$(VENV)/bin/codecnn zoo train rdn-hevc-ai-depth --corpus $(CORPUS) -o $(ZOO_RUNS) --install
+	$(VENV)/bin/codecnn zoo train rdn-vvc-ai --corpus $(CORPUS) -o $(ZOO_RUNS) --install
 
 gpu-check:
 	bash tools/gpu_check.sh

@@ -169,6 +169,7 @@ def write_card(name: str, recipe, run: Path, heldout_dirs: list[str], out: Path,
             "machine": machine(),
             "resumed": train_summary is None or any(run.glob("config.resume-*.json")),
         },
+        "started_from": _started_from(last.get("init_from")),
         "heldout": heldout_numbers(report),
         "heldout_during_training": monitor,
         "files": {k: str(out / f"{name}.{k}") for k in ("pt", "json", "md", "png")},
@@ -177,6 +178,14 @@ def write_card(name: str, recipe, run: Path, heldout_dirs: list[str], out: Path,
     write_text_atomic(out / f"{name}.md", card_markdown(card))
     write_json_atomic(out / f"{name}.json", card)
     return card
+
+
+def _started_from(init_from: dict[str, Any] | None) -> dict[str, Any] | None:
+    """What the card says about the parent a fine-tuned model started from."""
+    if not init_from:
+        return None
+    return {k: init_from.get(k) for k in ("path", "sha256", "step", "planes_added",
+                                           "planes_dropped")}
 
 
 def plot_card(card: dict[str, Any], path: Path) -> Path:
@@ -244,6 +253,12 @@ def card_markdown(card: dict[str, Any]) -> str:
         f"{(t['wall_time_s'] or 0) / 60:.0f} min on {m['cpu']} ({m['cores']} cores, "
         f"{m.get('torch_threads', m['cores'])} torch thread(s)"
         + (f", {m['gpu']}" if m["gpu"] else "") + f"), torch {m['torch']}",
+        *([f"- started from `{card['started_from']['path']}` (step "
+           f"{card['started_from']['step']}, sha256 {card['started_from']['sha256'][:12]}…"
+           + (f"; its plane(s) {', '.join(card['started_from']['planes_dropped'])} dropped"
+              if card["started_from"]["planes_dropped"] else "")
+           + "); the time above is this fine-tuning only"]
+          if card.get("started_from") else []),
         "",
         f"![held-out gain]({card['name']}.png)",
         "",
