@@ -19,9 +19,11 @@ $(VENV)/.installed: pyproject.toml
 demo: venv
 	$(VENV)/bin/codecnn demo -o $(DEMO) --overwrite
 
+# One pytest worker per core (pytest-xdist); a test file stays on one worker, so its
+# module fixtures (real encodes, tiny trainings) are made once.
 test: venv
 	$(VENV)/bin/ruff check .
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n auto --dist loadfile
 
 # Every benchmark with its default (CPU) settings; BENCHMARKS.md records the results.
 bench: venv
