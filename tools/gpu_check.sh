@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
-# One prepared GPU check, at most about 10 minutes on one H100/H200. From the repository root:
+# One prepared GPU check on one H100/H200, in two parts that each fit the device tool's
+# 10-minute command limit (their step timeouts add up to 340 s and 440 s). From the
+# repository root:
 #
-#     bash tools/gpu_check.sh [OUT]          # OUT defaults to $OUT, else gpu_check_out
+#     GPU_CHECK_PART=1 bash tools/gpu_check.sh [OUT]   # steps 1-2: benches (about 6 min)
+#     GPU_CHECK_PART=2 bash tools/gpu_check.sh [OUT]   # steps 3-4: corpus, precision, zoo
+#     bash tools/gpu_check.sh [OUT]                    # both (OUT: $OUT, else gpu_check_out)
 #
 # 1. bench_train on CUDA: eager fp32, channels_last, bf16 + channels_last, compiled
 #    (idealised steps: data already on the device), rdn-s and rdn-cpu, and the real
@@ -27,6 +31,8 @@ DEVICE=${GPU_CHECK_DEVICE:-cuda}
 STEPS=${GPU_CHECK_STEPS:-3000}
 WORK=${GPU_CHECK_WORK:-/tmp/codecnn_gpu_check}
 PY=${PY:-python3}
+PART=${GPU_CHECK_PART:-all}
+part() { [ "$PART" = all ] || [ "$PART" = "$1" ]; }
 [ -x .venv/bin/python ] && [ "$DEVICE" = cpu ] && PY=.venv/bin/python
 mkdir -p "$OUT" "$WORK"
 export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
@@ -36,12 +42,13 @@ if ls .whl/*.whl >/dev/null 2>&1; then
 fi
 
 step() { printf '\n## %s\n\n' "$*" | tee -a "$OUT/gpu_check.md"; }
-: > "$OUT/gpu_check.md"
+[ "$PART" = 2 ] || : > "$OUT/gpu_check.md"
 step "machine"
 { nvidia-smi -L 2>/dev/null || echo "no nvidia-smi"; \
   $PY -c 'import torch; print("torch", torch.__version__, "cuda", torch.cuda.is_available())'; \
 } 2>&1 | tee -a "$OUT/gpu_check.md"
 
+if part 1; then
 step "training throughput (bench_train: idealised steps and the real loop, batch 64)"
 timeout 240 $PY tools/bench_train.py --device "$DEVICE" --models rdn-s,rdn-cpu \
   $([ "$DEVICE" = cpu ] && echo "--steps 1 --batch-size 2 --loop-steps 4") 2>/dev/null \
@@ -51,7 +58,9 @@ step "inference (bench_infer: ms per 1080p frame)"
 timeout 100 $PY tools/bench_infer.py --device "$DEVICE" --models rdn-s rdn-cpu \
   $([ "$DEVICE" = cpu ] && echo "--ctus 1 --repeat 1") 2>/dev/null \
   | tee -a "$OUT/gpu_check.md" || echo "bench_infer failed or timed out" | tee -a "$OUT/gpu_check.md"
+fi
 
+if part 2; then
 step "corpus (VVC All Intra, no wallpapers)"
 timeout 150 $PY -m codecnn corpus -o "$WORK/corpus" --no-wallpapers -j "$(nproc)" 2>&1 \
   | tail -4 | tee -a "$OUT/gpu_check.md"
@@ -83,5 +92,6 @@ if card.is_file():
           f"BD-rate {c['heldout']['bd_rate_pchip']}")
 EOF
 cp "$WORK/zoo/rdn-vvc-ai/rdn-vvc-ai.md" "$OUT/" 2>/dev/null
+fi
 echo
 echo "tables: $OUT/gpu_check.md"
