@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 from click.testing import CliRunner
 from conftest import assert_one_line_error, run_cli
 
@@ -20,12 +19,7 @@ TINY_TRAIN = ["--steps", "2", "--batch-size", "2", "--crop", "32", "--workers", 
               "--device", "cpu", "--val-every", "2"]
 
 
-@pytest.fixture(autouse=True)
-def _threads():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

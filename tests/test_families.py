@@ -35,12 +35,7 @@ TINY = {
 PLANES = [("rec",), ("rec", "qp"), ("rec", "qp", "depth")]
 
 
-@pytest.fixture(autouse=True)
-def _threads():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -27,12 +27,7 @@ TINY = {"features": 8, "blocks": 1, "layers": 2, "growth": 4}
 TINY_ARGS = ["--features", "8", "--blocks", "1", "--layers", "2", "--growth", "4"]
 
 
-@pytest.fixture(autouse=True)
-def _threads():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -23,10 +23,9 @@ from codecnn.extract.shard_writer import (
     ShardJob,
     check_sample_range,
     compression_kwargs,
-    remove_stale_tmp,
     write_shard,
 )
-from codecnn.io.atomic import new_directory
+from codecnn.io.atomic import new_directory, remove_stale_temporaries
 from codecnn.io.shard import open_shard, read_attrs
 from codecnn.io.sideinfo import ConstantMap, SideMap, open_map, parse_map_format
 from codecnn.io.yuv import YuvReader, parse_yuv_name, resolve_format
@@ -188,7 +187,7 @@ def extract_yuv(
         settings=_settings(options, qp_map_format, depth_map_format),
     )
     grid = CtuGrid(fmt.width, fmt.height, options.ctu_size, options.border)
-    remove_stale_tmp(out)
+    remove_stale_temporaries(out.parent, out.name)
     return write_shard(job, out, grid, options.full_ctus_only, options.compression,
                        options.progress)
 
@@ -286,7 +285,7 @@ def extract_manifest(manifest: str | os.PathLike, out_dir: str | os.PathLike,
     _check_output(out, True)
     job = _job_from_manifest(path, seq, options)
     grid = CtuGrid(seq.width, seq.height, options.ctu_size, options.border)
-    remove_stale_tmp(out)
+    remove_stale_temporaries(out.parent, out.name)
     summary = write_shard(job, out, grid, options.full_ctus_only, options.compression,
                           options.progress)
     summary["skipped"] = False
@@ -311,11 +310,8 @@ def extract_manifests(manifests: list[str | os.PathLike], out_dir: str | os.Path
     if out.exists() and not out.is_dir():
         raise DataError(f"{out}: exists and is not a directory")
     names: dict[str, str] = {}
-    for m in manifests:  # every input checked before anything is created
+    for m in manifests:  # every input checked (files too) before anything is created
         seq = load_manifest(m)
-        for what in ("reconstruction", "original"):
-            if not Path(getattr(seq, what)).is_file():
-                raise DataError(f"{m}: its {what} {getattr(seq, what)} does not exist")
         name = shard_name(seq.source, seq.qp)
         if name in names:
             raise DataError(f"{m}: same sequence and QP as {names[name]} (both give {name}); "

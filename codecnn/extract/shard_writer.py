@@ -23,7 +23,7 @@ from codecnn import __version__
 from codecnn.errors import DataError
 from codecnn.extract.grid import CtuGrid
 from codecnn.io import shard
-from codecnn.io.atomic import remove_stale_temporaries, temporary_sibling
+from codecnn.io.atomic import temporary_sibling
 from codecnn.io.sideinfo import ConstantMap, SideMap
 from codecnn.io.yuv import YuvReader
 
@@ -79,11 +79,6 @@ class ShardJob:
 
 def tmp_path_for(path: Path) -> Path:
     return temporary_sibling(path)
-
-
-def remove_stale_tmp(path: Path) -> None:
-    """Delete `.NAME.<pid>.tmp` files of `path` left by processes that no longer run."""
-    remove_stale_temporaries(path.parent, path.name)
 
 
 def check_sample_range(reader: YuvReader, luma: np.ndarray, k: int) -> None:

@@ -33,6 +33,25 @@ def check_positive(config, *names: str) -> None:
             raise ValueError(f"{name} must be >= 1, got {getattr(config, name)}")
 
 
+class FilterConfig:
+    """What every family's config dataclass shares (a mixin, no fields of its own): the input
+    planes, the unpadded border, their checks, and the output side multiple."""
+
+    output_multiple = 1  # the output's sides must be multiples of this
+
+    @property
+    def in_channels(self) -> int:
+        return len(self.planes)
+
+    def check(self, *positive: str) -> None:
+        """Normalise the planes; ValueError for a bad plane, a field of `positive` below 1 or
+        a negative border. Call from __post_init__."""
+        object.__setattr__(self, "planes", check_planes(self.planes))
+        check_positive(self, *positive)
+        if self.border < 0:
+            raise ValueError(f"border must be >= 0, got {self.border}")
+
+
 def border_head(in_channels: int, features: int, border: int) -> nn.Sequential:
     """`border` unpadded 3×3 convolutions (a padded one when border is 0): the border is
     real context from the neighbouring CTUs, consumed here (two 3×3 beat one 5×5)."""

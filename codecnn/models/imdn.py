@@ -32,13 +32,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from codecnn.models.common import border_head, check_planes, check_positive, run_head, zero_init
+from codecnn.models.common import FilterConfig, border_head, run_head, zero_init
 
 _SLOPE = 0.05  # IMDN's LeakyReLU slope
 
 
 @dataclass(frozen=True)
-class IMDNConfig:
+class IMDNConfig(FilterConfig):
     """Args:
         planes, border: as RDNConfig. features: width F (at least 4).
         blocks: IMDBs. reduction: squeeze ratio of the CCA gate (hidden max(1, F // r)).
@@ -51,19 +51,10 @@ class IMDNConfig:
     border: int = 2
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "planes", check_planes(self.planes))
-        check_positive(self, "features", "blocks", "reduction")
+        self.check("features", "blocks", "reduction")
         if self.features < 4:
             raise ValueError(f"features must be >= 4 (a quarter is distilled), got "
                              f"{self.features}")
-        if self.border < 0:
-            raise ValueError(f"border must be >= 0, got {self.border}")
-
-    @property
-    def in_channels(self) -> int:
-        return len(self.planes)
-
-    output_multiple = 1
 
 
 class ContrastChannelAttention(nn.Module):

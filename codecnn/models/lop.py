@@ -25,11 +25,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from codecnn.models.common import border_head, check_planes, check_positive, run_head, zero_init
+from codecnn.models.common import FilterConfig, border_head, run_head, zero_init
 
 
 @dataclass(frozen=True)
-class LOPConfig:
+class LOPConfig(FilterConfig):
     """Args:
         planes, border: as RDNConfig. head_features: width H of the full-resolution head.
         features: width F of the half-resolution body (fixed by the operating point; the
@@ -43,14 +43,7 @@ class LOPConfig:
     border: int = 2
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "planes", check_planes(self.planes))
-        check_positive(self, "head_features", "features", "layers")
-        if self.border < 0:
-            raise ValueError(f"border must be >= 0, got {self.border}")
-
-    @property
-    def in_channels(self) -> int:
-        return len(self.planes)
+        self.check("head_features", "features", "layers")
 
     output_multiple = 2
 

@@ -27,11 +27,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from codecnn.models.common import border_head, check_planes, check_positive, run_head, zero_init
+from codecnn.models.common import FilterConfig, border_head, run_head, zero_init
 
 
 @dataclass(frozen=True)
-class MobileConfig:
+class MobileConfig(FilterConfig):
     """Args:
         planes, border: as RDNConfig. features: bottleneck width F.
         blocks: inverted residual blocks. expansion: t, the expanded width is t·F.
@@ -44,16 +44,7 @@ class MobileConfig:
     border: int = 2
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "planes", check_planes(self.planes))
-        check_positive(self, "features", "blocks", "expansion")
-        if self.border < 0:
-            raise ValueError(f"border must be >= 0, got {self.border}")
-
-    @property
-    def in_channels(self) -> int:
-        return len(self.planes)
-
-    output_multiple = 1
+        self.check("features", "blocks", "expansion")
 
 
 class InvertedResidual(nn.Module):

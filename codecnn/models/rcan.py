@@ -28,11 +28,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from codecnn.models.common import border_head, check_planes, check_positive, run_head, zero_init
+from codecnn.models.common import FilterConfig, border_head, run_head, zero_init
 
 
 @dataclass(frozen=True)
-class RCANConfig:
+class RCANConfig(FilterConfig):
     """Args:
         planes, border: as RDNConfig. features: width F.
         groups: residual groups; blocks: RCABs per group.
@@ -47,16 +47,7 @@ class RCANConfig:
     border: int = 2
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "planes", check_planes(self.planes))
-        check_positive(self, "features", "groups", "blocks", "reduction")
-        if self.border < 0:
-            raise ValueError(f"border must be >= 0, got {self.border}")
-
-    @property
-    def in_channels(self) -> int:
-        return len(self.planes)
-
-    output_multiple = 1
+        self.check("features", "groups", "blocks", "reduction")
 
 
 class SqueezeExcite(nn.Module):

@@ -30,13 +30,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from codecnn.models.common import KNOWN_PLANES, border_head, check_planes, run_head, zero_init
+from codecnn.models.common import KNOWN_PLANES, FilterConfig, border_head, run_head, zero_init
 
 __all__ = ["KNOWN_PLANES", "RDB", "RDN", "RDNConfig"]
 
 
 @dataclass(frozen=True)
-class RDNConfig:
+class RDNConfig(FilterConfig):
     """Hyperparameters of an RDN; stored in every checkpoint so a resume rebuilds it exactly.
 
     Args:
@@ -60,16 +60,7 @@ class RDNConfig:
     updown: bool = False
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "planes", check_planes(self.planes))
-        for name in ("features", "blocks", "layers", "growth"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.border < 0:
-            raise ValueError(f"border must be >= 0, got {self.border}")
-
-    @property
-    def in_channels(self) -> int:
-        return len(self.planes)
+        self.check("features", "blocks", "layers", "growth")
 
     @property
     def output_multiple(self) -> int:

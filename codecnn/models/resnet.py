@@ -26,11 +26,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from codecnn.models.common import border_head, check_planes, check_positive, run_head, zero_init
+from codecnn.models.common import FilterConfig, border_head, run_head, zero_init
 
 
 @dataclass(frozen=True)
-class ResNetConfig:
+class ResNetConfig(FilterConfig):
     """Args:
         planes: input planes ("rec" first among rec/qp/depth); border: context samples.
         features: width F of every block; blocks: residual blocks.
@@ -44,16 +44,9 @@ class ResNetConfig:
     border: int = 2
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "planes", check_planes(self.planes))
-        check_positive(self, "features", "blocks")
-        if self.border < 0 or not self.res_scale > 0:
-            raise ValueError("border must be >= 0 and res_scale > 0")
-
-    @property
-    def in_channels(self) -> int:
-        return len(self.planes)
-
-    output_multiple = 1
+        self.check("features", "blocks")
+        if not self.res_scale > 0:
+            raise ValueError(f"res_scale must be > 0, got {self.res_scale}")
 
 
 class ResBlock(nn.Module):
