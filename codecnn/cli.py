@@ -53,7 +53,6 @@ def main() -> None:
     """CNN in-loop filters for VVC: encode, extract, train, eval, analyze."""
 
 
-# --- codec ---
 def _qps(first: tuple[str, ...], rest: tuple[str, ...]) -> list[int]:
     """QPs from `--qp 22 27 32 37` (click hands the values after the first as extra
     arguments), `--qp 22 --qp 27` or `--qp 22,27`. Bad values are one-line errors."""
@@ -101,15 +100,21 @@ def _qps(first: tuple[str, ...], rest: tuple[str, ...]) -> list[int]:
 @click.option("--ffmpeg", default=None, help="FFmpeg binary (else $CODECNN_FFMPEG, "
               "else imageio-ffmpeg's)")
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs")
+@click.option("--vtm-decoder", default=None, metavar="PATH",
+              help="VVC: VTM DecoderApp built with tracing (tools/build_vtm.sh); CU depth and "
+              "QP planes from it, checked bit-exact against FFmpeg (default "
+              "$CODECNN_VTM_DECODER)")
 @click.option("-o", "--out", "--output", "out_dir", required=True, help="Output directory")
 def encode(input, more_qps, qp, config, frames, preset, codec, size, bit_depth, chroma, fps,
-           crop, scale, name, intra_period, alpha, jobs, ffmpeg, overwrite, out_dir):
+           crop, scale, name, intra_period, alpha, jobs, ffmpeg, overwrite, vtm_decoder,
+           out_dir):
     """Encode INPUT (video, image, raw .yuv, or the name of a shipped sample) at fixed QPs;
     decode; write manifests.
 
     Example: codecnn encode carphone_pristine --qp 22 27 32 37 --config ai --frames 8 -o coded
     """
     from codecnn.codec.encode import encode_sequence, format_table, summarize
+    from codecnn.codec.vtm import configured_decoder
     from codecnn.io.yuv import parse_size
 
     seqs = encode_sequence(
@@ -117,7 +122,8 @@ def encode(input, more_qps, qp, config, frames, preset, codec, size, bit_depth, 
         size=parse_size(size) if size else None, bit_depth=bit_depth, chroma=chroma,
         fps=fps, crop=parse_size(crop) if crop else None,
         scale=parse_size(scale) if scale else None, name=name, intra_period=intra_period,
-        alpha=alpha, jobs=jobs, ffmpeg=ffmpeg, overwrite=overwrite)
+        alpha=alpha, jobs=jobs, ffmpeg=ffmpeg, overwrite=overwrite,
+        vtm_decoder=configured_decoder(vtm_decoder, codec))
     click.echo(format_table([summarize(s) for s in seqs]))
     for s in seqs:
         click.echo(f"QP {s.qp}: {Path(s.reconstruction).parent / 'manifest.json'}")
@@ -158,13 +164,17 @@ def samples(export, out_dir, frames, bit_depth, ffmpeg, overwrite):
               help="The larger run (more frames, full-size samples, rdn-s): for a GPU")
 @click.option("--ffmpeg", default=None, help="FFmpeg binary")
 @click.option("--overwrite", is_flag=True, help="Replace an existing demo output directory")
-def demo(out_dir, codec, device, full, ffmpeg, overwrite):
+@click.option("--vtm-decoder", default=None, metavar="PATH",
+              help="VVC: VTM DecoderApp built with tracing; CU depth from VTM and the weights "
+              "analysis on VVC (default $CODECNN_VTM_DECODER)")
+def demo(out_dir, codec, device, full, ffmpeg, overwrite, vtm_decoder):
     """Run the whole flow on the shipped sample content: encode, the shipped model, extract,
     train, eval, analyze."""
+    from codecnn.codec.vtm import configured_decoder
     from codecnn.demo import run_demo
 
     run_demo(out_dir, codec=codec, device=device, full=full, ffmpeg=ffmpeg, echo=click.echo,
-             overwrite=overwrite)
+             overwrite=overwrite, vtm_decoder=configured_decoder(vtm_decoder, codec))
 
 
 @main.command("corpus")
@@ -183,25 +193,28 @@ def demo(out_dir, codec, device, full, ffmpeg, overwrite):
 @click.option("-j", "--jobs", type=int, default=2, show_default=True,
               help="Sources coded (and shards cut) in parallel")
 @click.option("--ffmpeg", default=None, help="FFmpeg binary")
-def corpus_cmd(out_dir, codec, config, qp, preset, no_wallpapers, only, jobs, ffmpeg):
+@click.option("--vtm-decoder", default=None, metavar="PATH",
+              help="VVC: VTM DecoderApp built with tracing (tools/build_vtm.sh); CU depth and "
+              "QP planes from it, checked bit-exact against FFmpeg (default "
+              "$CODECNN_VTM_DECODER)")
+def corpus_cmd(out_dir, codec, config, qp, preset, no_wallpapers, only, jobs, ffmpeg,
+               vtm_decoder):
     """Code every shipped natural source at four QPs and cut train/held-out shards.
 
     Resumable: rerun the same command and what is complete is skipped.
     Example: codecnn corpus -o corpus -j 2
     """
+    from codecnn.codec.vtm import configured_decoder
     from codecnn.corpus import build_corpus
 
     rec = build_corpus(out_dir, codec=codec, config=config, qps=tuple(_qps((qp,), ())),
                        preset=preset, jobs=jobs, wallpapers=not no_wallpapers,
                        only=tuple(o.strip() for o in only.split(",")) if only else None,
-                       ffmpeg=ffmpeg)
+                       ffmpeg=ffmpeg, vtm_decoder=configured_decoder(vtm_decoder, codec))
     click.echo(rec["table"])
     click.echo(f"corpus: {rec['dir']} ({rec['seconds']:.0f} s)")
 
 
-# --- end codec ---
-
-# --- extract ---
 @main.command("extract")
 @click.option("--yuv", "rec", type=click.Path(dir_okay=False), help="Reconstruction (raw YUV).")
 @click.option("--orig", type=click.Path(dir_okay=False), help="Original of --yuv (raw YUV).")
@@ -278,9 +291,7 @@ def dataset_info_cmd(path, as_json) -> None:
 
     info = dataset_info(list(path))
     click.echo(json.dumps(info, indent=2) if as_json else format_info(info))
-# --- end extract ---
 
-# --- analysis ---
 def _qp_list(ctx, param, text: str | None) -> list[int] | None:
     """Option callback: '22,27' → [22, 27]; None stays None."""
     if text is None:
@@ -379,9 +390,6 @@ def analyze_weights(data, qps, a_bounds, b_bounds, init_points, iterations, seed
                          seed=seed)
     click.echo(result["table"])
     click.echo("wrote " + ", ".join(result["files"]))
-# --- end analysis ---
-
-# --- evaluate ---
 
 
 @main.command("filter")
@@ -396,8 +404,9 @@ def analyze_weights(data, qps, a_bounds, b_bounds, init_points, iterations, seed
               help="Slice QP fed to the model's QP plane (models that take one).")
 @click.option("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if present).")
 @click.option("--bf16", is_flag=True, help="Run the model under bfloat16 autocast.")
-@click.option("--batch", type=click.IntRange(1), default=16, show_default=True,
-              help="CTUs per forward pass.")
+@click.option("--batch", type=click.IntRange(1), default=None,
+              help="CTUs per forward pass [default: 16 on CUDA; on the CPU the largest batch "
+                   "up to 16 whose activations stay under 16 MiB: 10 for the zoo models].")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output.")
 @click.option("-o", "--output", "--out", "output", required=True, type=click.Path(dir_okay=False),
               help="Filtered sequence (same format; chroma copied unchanged).")
@@ -426,8 +435,9 @@ def filter_cmd(checkpoint, yuv, size, bit_depth, qp, device, bf16, batch, overwr
               help="Also evaluate on/off switching per CTU or picture (1 flag bit each).")
 @click.option("--device", default=None, help="cpu, cuda, ... (default: cuda if present).")
 @click.option("--bf16", is_flag=True, help="Run the model under bfloat16 autocast.")
-@click.option("--batch", type=click.IntRange(1), default=16, show_default=True,
-              help="CTUs per forward pass.")
+@click.option("--batch", type=click.IntRange(1), default=None,
+              help="CTUs per forward pass [default: 16 on CUDA; on the CPU the largest batch "
+                   "up to 16 whose activations stay under 16 MiB: 10 for the zoo models].")
 @click.option("--overwrite", is_flag=True, help="Replace an existing report directory.")
 def eval_cmd(checkpoint, manifests, shards, output, switch, device, bf16, batch, overwrite):
     """PSNR-Y gain per QP, BD-rate and plots of a trained filter."""
@@ -458,10 +468,7 @@ def eval_cmd(checkpoint, manifests, shards, output, switch, device, bf16, batch,
 def _pct(x) -> str:
     return "n/a" if x is None else f"{x:+.2f} %"
 
-# --- end evaluate ---
 
-
-# --- zoo ---
 @main.group("zoo")
 def zoo_group() -> None:
     """Shipped models: list them, read their cards, rebuild one from nothing."""
@@ -521,10 +528,8 @@ def zoo_train_cmd(name, corpus, out_dir, steps, device, jobs, no_wallpapers, ins
                    install=install, wallpapers=not no_wallpapers,
                    command=["codecnn", *sys.argv[1:]], echo=click.echo)
     click.echo(f"card: {card['files']['md']}")
-# --- end zoo ---
 
 
-# --- train ---
 # `codecnn summary` and `codecnn train`: thin wrappers over codecnn.models / codecnn.train.
 
 
@@ -670,10 +675,9 @@ def train_cmd(model: str | None, family: str | None, budget_kmac: float | None, 
               overwrite) -> None:
     """Train a model on shards: codecnn train --model imdn --data DIR --steps N -o RUN
     (or codecnn train rdn ...)."""
-    import dataclasses
-
     from codecnn.models import MODELS, PRESETS
-    from codecnn.train import TrainConfig, load_run_config, train_rdn
+    from codecnn.train import TrainConfig, load_run_config, train_model
+    from codecnn.train.config import ResumeChange
 
     if model and family and model != family:
         raise CodecnnError(f"MODEL {model} and --model {family} differ; give one")
@@ -706,21 +710,10 @@ def train_cmd(model: str | None, family: str | None, budget_kmac: float | None, 
         if output and output != resume:
             raise CodecnnError(f"-o {output} and --resume {resume} name different runs")
         run = resume
-        old = load_run_config(resume)
-        # A resume continues the same run: what shapes the patch stream and the optimiser
-        # stays fixed. --steps may grow (the cosine then stretches from here on); the
-        # warm-up keeps the length it was resolved to when the run started.
-        fixed = ("batch_size", "seed", "lr", "weight_decay", "loss", "warmup", "sampling",
-                 "source_weights", "crop", "dihedral", "qp_weighting", "val_sequences",
-                 "init_from", "budget_kmac")
-        changed = [k for k in fixed if k in given and given[k] != getattr(old, k)]
-        if changed:
-            raise CodecnnError(f"{resume}: --resume keeps the run's {', '.join(changed)} "
-                               "(start a new run to change them)")
-        if old.warmup < 0:
-            given["warmup"] = old.warmup_steps
         try:
-            config = dataclasses.replace(old, **given)
+            config = load_run_config(resume).resumed_with(**given)
+        except ResumeChange as e:
+            raise CodecnnError(f"{resume}: {e}") from None
         except ValueError as e:
             raise CodecnnError(str(e)) from None
     else:
@@ -733,16 +726,15 @@ def train_cmd(model: str | None, family: str | None, budget_kmac: float | None, 
             config = TrainConfig(**given)
         except ValueError as e:
             raise CodecnnError(str(e)) from None
-    s = train_rdn(config, run, resume=bool(resume), overwrite=overwrite, until=until,
-                  command=["codecnn", *sys.argv[1:]])
+    s = train_model(config, run, resume=bool(resume), overwrite=overwrite, until=until,
+                    command=["codecnn", *sys.argv[1:]])
     click.echo(f"{s['run']}: step {s['step']}/{s['steps']} in {s['seconds']:.1f} s "
                f"({s['patches_per_s']:.1f} patches/s)")
     for row in s["val"]:
-        qp = "mean" if row["nominal_qp"] == "all" else f"QP {row['nominal_qp']}"
-        click.echo(f"  {qp:>5}: PSNR-Y gain {row['gain_db']:+.4f} dB "
-                   f"(rec {row['psnr_rec']:.3f} dB, {row['frames']} frames)")
+        qp = "mean" if row["qp"] == "all" else f"QP {row['qp']}"
+        click.echo(f"  {qp:>5}: PSNR-Y gain {row['gain']:+.4f} dB "
+                   f"(rec {row['psnr_rec']:.3f} dB, {row['pictures']} frames)")
 
-# --- end train ---
 
 # --- commands that live in their own modules: one import and one add_command line each ---
 from codecnn.cli_compare import compare_cmd  # noqa: E402

@@ -81,3 +81,27 @@ def budget_cmd(budget_kmac, families, corpus, out_dir, full, steps, batch_size, 
     click.echo(overall_table(c))
     click.echo(best_line(c))
     click.echo(f"comparison: {Path(c['out_dir']) / 'compare.md'} ({c['seconds']:.0f} s)")
+
+
+@reproduce_group.command("seed-correlation")
+@click.option("--corpus", default="corpus", show_default=True,
+              help="Corpus root (built or completed here: codecnn corpus)")
+@click.option("-o", "--out", "--output", "out_dir", default="repro/seed-correlation",
+              show_default=True, help="Where seed_correlation.{md,json,png} go")
+@click.option("--vtm-decoder", default=None, metavar="PATH",
+              help="VTM DecoderApp built with tracing (tools/build_vtm.sh): depth from VVC "
+              "itself (default $CODECNN_VTM_DECODER; without one, depth from HEVC)")
+@_SOURCES
+@click.option("-j", "--jobs", type=int, default=2, show_default=True,
+              help="Parallel encodes while building the corpus")
+@click.option("--no-wallpapers", is_flag=True, help="Build the corpus without them")
+def seed_correlation_cmd(corpus, out_dir, vtm_decoder, only, jobs, no_wallpapers) -> None:
+    """The notes' QP/depth correlation table (Pearson QP-MSE, depth-MSE over all QPs and per
+    QP, Bayesian a and b, b = 1, r) on the corpus, beside the notes' numbers. Depth from VVC
+    through VTM when a VTM decoder is configured, from HEVC otherwise (the output says which).
+    """
+    from codecnn.reproduce import reproduce_seed_correlation
+
+    r = reproduce_seed_correlation(corpus, out_dir, vtm_decoder=vtm_decoder, only=_only(only),
+                                   jobs=jobs, wallpapers=not no_wallpapers, echo=click.echo)
+    click.echo(f"table: {r['files'][0]}")

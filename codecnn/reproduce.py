@@ -1,16 +1,20 @@
-"""`codecnn reproduce`: the research notes' RDN table, and the families at one budget.
+"""`codecnn reproduce`: the research notes' RDN and correlation tables, and the families at
+one budget.
 
     reproduce_seed_rdn("corpus", "repro/seed-rdn")   # rdn-s, rdn-m, rdn-ds vs the notes
     reproduce_budget("corpus", "repro/budget-30")    # every family at 30 kMAC/px
+    reproduce_seed_correlation("corpus", "repro/seed-correlation")  # QP/depth vs MSE
 
-Both build (or complete) the corpus (`codecnn corpus`), train every variant on the same
+The first two build (or complete) the corpus (`codecnn corpus`), train every variant on the same
 training shards with the same steps (a finished run is kept, an interrupted one resumes),
 evaluate each on the held-out set always on and with CTU switching, and end in `codecnn
 compare`'s table and plot (OUT/compare/). A variant's run is OUT/NAME/ and its held-out
 report OUT/NAME/heldout/, so `codecnn compare OUT/NAME ...` works on them as well.
 
 The default size is for a 2-core CPU (about 2 hours, an estimate from measured step times,
-see CPU_NOTE); `full=True` is the GPU size.
+see CPU_NOTE); `full=True` is the GPU size. The third trains nothing: it builds the corpus
+with CU depth (VVC through VTM when a VTM decoder is configured, else HEVC) and measures the
+notes' QP/depth correlations and Bayesian weights on it (minutes).
 """
 
 from __future__ import annotations
@@ -232,3 +236,53 @@ def notes_lines(c: dict[str, Any]) -> list[str]:
         lines.append(f"order does NOT match the notes: ours {' > '.join(our_order)}, notes "
                      f"{' > '.join(notes_order)}; " + "; ".join(pairs))
     return lines
+
+
+def reproduce_seed_correlation(corpus: str | os.PathLike = "corpus",
+                               out_dir: str | os.PathLike = "repro/seed-correlation",
+                               vtm_decoder: str | os.PathLike | None = None,
+                               only: tuple[str, ...] | None = None, jobs: int = 2,
+                               wallpapers: bool = True, init_points: int = 8,
+                               n_iter: int = 40, echo=print,
+                               progress: bool = True) -> dict[str, Any]:
+    """The notes' QP/depth correlation table on the corpus, beside the notes' numbers.
+
+    Depth comes from VVC itself when a VTM decoder is configured (`vtm_decoder`, else
+    $CODECNN_VTM_DECODER): the vvc-ai corpus, its coded sequences given VTM's depth planes
+    (`codecnn.codec.vtm`). Without one it comes from HEVC (the hevc-ai corpus, libde265's
+    depth), and the result says so. Every shard of the corpus (training and held-out) is
+    used. Writes OUT/seed_correlation.{md,json,png}; returns the result with "table",
+    "depth_source" and "files".
+    """
+    from codecnn.analysis.ctu_data import load_ctu_table
+    from codecnn.analysis.notes import seed_correlation, write_seed_correlation
+    from codecnn.codec.vtm import find_vtm_decoder
+    from codecnn.corpus import build_corpus, corpus_dir
+
+    decoder = find_vtm_decoder(vtm_decoder)
+    if decoder is not None:
+        codec = "vvc"
+        source = f"VVC, VTM DecoderApp block statistics (Depth = QT + MTT depth; {decoder})"
+    else:
+        codec = "hevc"
+        source = ("HEVC, libde265 (no VTM decoder configured: --vtm-decoder or "
+                  "$CODECNN_VTM_DECODER for VVC depth)")
+    echo(f"reproduce seed-correlation: depth from {source}")
+    echo(f"== corpus ({codec}-ai; resumable) ==")
+    rec = build_corpus(corpus, codec=codec, config="ai", jobs=jobs, wallpapers=wallpapers,
+                       only=only, progress=progress,
+                       **({"vtm_decoder": decoder} if decoder is not None else {}))
+    echo(rec["table"])
+    root = corpus_dir(corpus, codec, "ai")
+    shards = sorted(str(p) for s in rec["sources"]
+                    for p in (root / "shards" / s["split"]).glob(f"{s['name']}_qp*.h5"))
+    if not shards:
+        raise CodecnnError(f"{root}: no shards")
+    table = load_ctu_table(shards, progress=progress,
+                           require_depth="the notes' table needs CU depth")
+    result = seed_correlation(table, init_points=init_points, n_iter=n_iter)
+    result = write_seed_correlation({**result, "corpus": str(root),
+                                     "sources": [s["name"] for s in rec["sources"]]},
+                                    out_dir, source)
+    echo(result["table"])
+    return result

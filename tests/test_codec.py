@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from codecnn.codec.codecs import trace_command
+from codecnn.codec.commands import trace_command
 from codecnn.codec.encode import encode_sequence, summarize
 from codecnn.codec.ffmpeg import find_ffmpeg, run
-from codecnn.codec.headers import access_unit_sizes, coded_size, parse_trace, picture_infos
 from codecnn.codec.manifest import load_manifest
 from codecnn.codec.samples import find_sample
+from codecnn.codec.vvc import access_unit_sizes, coded_size, parse_trace, picture_infos
 from codecnn.errors import CodecError
 from codecnn.io.metrics import psnr
 from codecnn.io.yuv import YuvFormat, YuvWriter, open_yuv
@@ -105,7 +105,7 @@ def test_random_access_intra_has_nominal_qp_and_gop_offsets(ra):
     assert all(p.slice_qp == 27 for p in intra)
     assert all(p.slice_qp > 27 for p in others)  # hierarchical-B QP offsets
     # deeper temporal layers get larger QP offsets
-    dec = parse_trace(trace_text(ra))
+    _, dec = parse_trace(trace_text(ra))
     by_tid: dict[int, set[int]] = {}
     for p in dec:
         by_tid.setdefault(p.temporal_id, set()).add(p.slice_qp)

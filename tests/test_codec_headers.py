@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from codecnn.codec.headers import access_unit_sizes, output_order, parse_trace, picture_infos
+from codecnn.codec import hevc
+from codecnn.codec.bitstream import output_order
+from codecnn.codec.vvc import access_unit_sizes, parse_trace, picture_infos
 from codecnn.errors import CodecError
 
 
@@ -51,7 +53,7 @@ def test_qp_delta_in_picture_header_nal_and_several_pps():
     for stype in (2, 1):
         lines += section("Slice Header", nal_unit_type=0, nuh_temporal_id_plus1=1,
                          sh_picture_header_in_slice_header_flag=0, sh_slice_type=stype)
-    pics = parse_trace("\n".join(lines))
+    _, pics = parse_trace("\n".join(lines))
     assert [(p.poc, p.slice_qp, p.pps_id, p.num_slices) for p in pics] == [
         (0, 32, 0, 1), (1, 28, 1, 2)]
     assert pics[1].slice_type == "P"  # the picture's least-intra slice type
@@ -65,7 +67,7 @@ def test_poc_msb_wraps_and_output_order_follows_poc():
     lines = sps(0) + pps(0, 0, 0)
     for nut, lsb, stype, tid in order:
         lines += slice_own_ph(nut, lsb, stype=stype, tid=tid, qp_delta=tid)
-    pics = parse_trace("\n".join(lines))
+    _, pics = parse_trace("\n".join(lines))
     assert [p.poc for p in pics] == [0, 8, 4, 16, 12, 24, 20]
     assert [p.poc for p in output_order(pics)] == [0, 4, 8, 12, 16, 20, 24]
 
@@ -74,7 +76,7 @@ def test_idr_starts_a_new_coded_video_sequence():
     lines = sps() + pps(0, 0, 0)
     for nut, lsb in ((8, 0), (0, 1), (8, 0), (0, 1)):
         lines += slice_own_ph(nut, lsb, stype=None if nut == 8 else 1)
-    pics = parse_trace("\n".join(lines))
+    _, pics = parse_trace("\n".join(lines))
     assert [(p.cvs, p.poc) for p in output_order(pics)] == [(0, 0), (0, 1), (1, 0), (1, 1)]
 
 
@@ -103,3 +105,22 @@ def test_picture_count_mismatch_is_an_error():
     lines = sps() + pps(0, 0, 0) + slice_own_ph(8, 0)
     with pytest.raises(CodecError, match="2 access units but its headers describe 1"):
         picture_infos("\n".join(lines), nal(8) + nal(8))
+
+
+def hevc_nal(nut: int, payload: bytes = b"\x80\x11") -> bytes:
+    return b"\x00\x00\x00\x01" + bytes([nut << 1, 1]) + payload
+
+
+@pytest.mark.parametrize("codec", ["vvc", "hevc"])
+def test_both_codecs_split_access_units_by_one_rule(codec):
+    """Bytes before the first start code go to the first access unit, zero bytes before a
+    start code to the unit after them, and units after the last picture that would open an
+    access unit of their own (here an AUD) to the last one: every byte counted once."""
+    if codec == "vvc":
+        first, second, aud, sizes = nal(8), nal(1, b"\x80\x44"), nal(20), access_unit_sizes
+    else:
+        first, second, aud = hevc_nal(19), hevc_nal(1, b"\x80\x44"), hevc_nal(35, b"\x50")
+        sizes = hevc.access_unit_sizes
+    data = b"\x12" + first + b"\x00\x00" + second + aud
+    assert sizes(data) == [1 + len(first), 2 + len(second) + len(aud)]
+    assert sizes(first + aud) == [len(first + aud)]

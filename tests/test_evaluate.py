@@ -21,7 +21,7 @@ from conftest import assert_one_line_error, run_cli
 from codecnn.codec.manifest import CodedSequence, PictureInfo, load_manifest, save_manifest
 from codecnn.evaluate.bd import bd_psnr, bd_rate
 from codecnn.evaluate.switching import switch_picture
-from codecnn.evaluate.tiling import TiledFilter
+from codecnn.evaluate.tiling import CUDA_BATCH, MAX_CPU_BATCH, TiledFilter, default_batch
 from codecnn.io.metrics import PSNR_IDENTICAL, psnr
 from codecnn.io.yuv import YuvFormat, open_yuv, write_yuv
 from codecnn.models import build_model, config_to_dict
@@ -242,6 +242,16 @@ def test_tiling_with_rdn_ctu128_matches_away_from_seams():
     assert not np.allclose(out, whole, atol=2e-4)  # the seams really are CTU-wise
 
 
+def test_default_batch_keeps_cpu_activations_under_the_budget():
+    # Above glibc's mmap threshold every activation is page-faulted in again at each layer
+    # (BENCHMARKS.md, "Inference"): the CPU batch keeps the largest one under 16 MiB.
+    assert default_batch(tiny_rdn()) == MAX_CPU_BATCH
+    rdn_s = build_model("rdn-s")  # 128 maps of 128×128 float32 = 8 MiB per CTU
+    assert default_batch(rdn_s) == 2 and TiledFilter(rdn_s, 10).batch == 2
+    assert default_batch(rdn_s, "cuda") == CUDA_BATCH
+    assert TiledFilter(rdn_s, 10, batch=7).batch == 7
+
+
 def test_bf16_close_to_fp32():
     rec = _picture(seed=2)
     model = tiny_rdn()
@@ -365,6 +375,7 @@ def test_eval_cli_writes_report(coded, tmp_path):
         assert (out / name).stat().st_size > 1000
     md = (out / "report.md").read_text()
     assert "All Intra" in md and "kMAC/pixel" in md and "libvvenc" in md
+    assert "from `../m.pt`" in md  # paths next to the report are shown relative to it
     assert rep["model"]["kmac_per_pixel"] > 0
     assert not list(tmp_path.glob(".report.*"))
     again = run_cli("eval", "--model", ckpt, "--manifest", coded[0], "-o", out)
@@ -480,7 +491,7 @@ def test_mismatched_sizes(coded, tmp_path):
 
 
 def test_run_eval_stage_prints_table_and_report(coded, tmp_path, capsys):
-    from codecnn.evaluate import run_eval_stage
+    from codecnn.demo.stages import run_eval_stage
 
     ckpt = save_checkpoint(noise_model(), tmp_path / "m.pt")
     summary = run_eval_stage(ckpt, coded, tmp_path / "stage", switch="frame")

@@ -17,8 +17,9 @@ import pytest
 from conftest import REPO, assert_one_line_error, run_cli
 
 from codecnn.codec.manifest import CodedSequence, PictureInfo, save_manifest
+from codecnn.demo.stages import run_extract_stage
 from codecnn.errors import DataError
-from codecnn.extract import ExtractOptions, extract_manifests, extract_yuv, run_extract_stage
+from codecnn.extract import ExtractOptions, extract_manifests, extract_yuv
 from codecnn.io.shard import META_DTYPE, open_shard
 from codecnn.io.sideinfo import parse_vtm_trace
 from codecnn.io.yuv import YuvFormat, YuvReader, write_yuv

@@ -20,7 +20,7 @@ from codecnn.evaluate.complexity import kmac_per_pixel
 from codecnn.io import shard
 from codecnn.models import MODELS, build_model, load_model
 from codecnn.models.complexity import count_macs
-from codecnn.train import TrainConfig, load_run_config, train_rdn
+from codecnn.train import TrainConfig, load_run_config, train_model
 from tests.train_data import make_shards
 
 # Small versions of every family: what the contract and training tests run.
@@ -129,16 +129,16 @@ def test_trains_resumes_exactly_evaluates_and_filters(family, data, tmp_path):
     as on the shard's whole CTUs (by little: a few steps, a tiny model); 2 + 2 resumed
     steps give bitwise the weights of 4; eval, filter and summary take the checkpoint."""
     straight = tmp_path / "straight"
-    train_rdn(_config(data, family), straight, progress=False)
+    train_model(_config(data, family), straight, progress=False)
     model, meta = load_model(straight / "last.pt")
     assert meta["model_name"] == family and meta["step"] == 60
     identity = build_model(family, planes=model.config.planes, **TINY[family])
     assert _fixed_loss(model, data) < _fixed_loss(identity, data)
 
     short, split = tmp_path / "short", tmp_path / "split"
-    train_rdn(_config(data, family, steps=4, val_every=2), short, progress=False)
-    train_rdn(_config(data, family, steps=4, val_every=2), split, until=2, progress=False)
-    train_rdn(load_run_config(split), split, resume=True, progress=False)
+    train_model(_config(data, family, steps=4, val_every=2), short, progress=False)
+    train_model(_config(data, family, steps=4, val_every=2), split, until=2, progress=False)
+    train_model(load_run_config(split), split, resume=True, progress=False)
     a = torch.load(short / "last.pt", weights_only=True)
     b = torch.load(split / "last.pt", weights_only=True)
     assert a["step"] == b["step"] == 4

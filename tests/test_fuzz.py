@@ -22,7 +22,7 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from codecnn.codec import headers, hevc, libde265
+from codecnn.codec import hevc, vvc
 from codecnn.codec.manifest import load_manifest
 from codecnn.errors import CodecnnError
 from codecnn.io.sideinfo import DumpPlaneMap, RawPlaneMap, VtmTraceMap
@@ -41,7 +41,8 @@ EXTREMES = st.sampled_from([0, 1, -1, 2, 7, 8, 63, 64, 255, 1023, 65535, 2**31, 
 def _seeds() -> dict:
     """Real bitstreams, header traces and a manifest to mutate (made once per session;
     not a fixture, so a failing example does not print 200 kB of seed)."""
-    from codecnn.codec.codecs import CODECS, trace_command
+    from codecnn.codec.codecs import CODECS
+    from codecnn.codec.commands import trace_command
     from codecnn.codec.encode import encode_sequence
     from codecnn.codec.ffmpeg import find_ffmpeg, run
 
@@ -120,8 +121,8 @@ def _ours(fn, *args):
 def test_vvc_header_trace_parser(data):
     seeds = _seeds()
     text = data.draw(_mutated_lines(seeds["vvc"][1].splitlines()))
-    _ours(headers.parse_trace, text)
-    _ours(headers.coded_size, text)
+    _ours(vvc.parse_trace, text)
+    _ours(vvc.coded_size, text)
 
 
 @EXAMPLES
@@ -129,18 +130,19 @@ def test_vvc_header_trace_parser(data):
 def test_hevc_header_trace_parser(data):
     seeds = _seeds()
     text = data.draw(_mutated_lines(seeds["hevc"][1].splitlines()))
-    _ours(hevc.parse_hevc_trace, text)
+    _ours(hevc.parse_trace, text)
+    _ours(hevc.coded_size, text)
 
 
 @EXAMPLES
 @given(data=st.data())
 def test_access_unit_parsers(data):
     seeds = _seeds()
-    vvc = data.draw(_mutated_bytes(seeds["vvc"][0]))
-    _ours(headers.access_unit_sizes, vvc)
-    _ours(headers.picture_infos, seeds["vvc"][1], vvc)
+    h266 = data.draw(_mutated_bytes(seeds["vvc"][0]))
+    _ours(vvc.access_unit_sizes, h266)
+    _ours(vvc.picture_infos, seeds["vvc"][1], h266)
     h265 = data.draw(_mutated_bytes(seeds["hevc"][0]))
-    _ours(libde265.access_unit_bits, h265)
+    _ours(hevc.access_unit_sizes, h265)
     _ours(hevc.picture_infos, seeds["hevc"][1], h265)
 
 

@@ -15,8 +15,10 @@ import numpy as np
 import pytest
 from conftest import assert_one_line_error, run_cli
 
-from codecnn.codec import hevc, libde265
-from codecnn.codec.codecs import CODECS, decode_command, trace_command
+from codecnn.codec import commands, hevc, hevc_maps, libde265
+from codecnn.codec.bitstream import split_annexb
+from codecnn.codec.codecs import CODECS, read_headers
+from codecnn.codec.commands import decode_command, trace_command
 from codecnn.codec.encode import encode_sequence
 from codecnn.codec.manifest import load_manifest
 from codecnn.codec.samples import find_sample
@@ -76,9 +78,9 @@ def test_decoders_disagreeing_is_an_error(coded, tmp_path):
     data = bytearray(Path(seq.reconstruction).read_bytes())
     data[-2] ^= 1  # one chroma sample of the last picture
     bad.write_bytes(bytes(data))
-    sps, pics = hevc.read_hevc_headers(FFMPEG, seq.bitstream)
+    sps, pics = read_headers(FFMPEG, "hevc", seq.bitstream)
     with pytest.raises(CodecError, match="picture 2 differs"):
-        hevc.decode_hevc(seq.bitstream, sps, pics, depth_path=tmp_path / "d.raw",
+        hevc_maps.decode_hevc(seq.bitstream, sps, pics, depth_path=tmp_path / "d.raw",
                          reference_rec=bad)
     assert not (tmp_path / "d.raw").exists() and not list(tmp_path.glob(".*tmp"))
 
@@ -98,12 +100,12 @@ def test_manifest_round_trip_and_headers(coded):
 
 
 def test_trace_poc_and_qp_in_decode_order(coded):
-    sps, pics = hevc.read_hevc_headers(FFMPEG, coded["ra"].bitstream)
+    sps, pics = read_headers(FFMPEG, "hevc", coded["ra"].bitstream)
     assert (sps.width, sps.height, sps.ctb_size, sps.min_cb_size) == (176, 144, 64, 8)
     assert [p.poc for p in pics] == [0, 2, 1]  # I0 P2 B1: decode order differs from output
     assert [p.slice_qp for p in pics] == [27, 27, 27]
-    _, ai = hevc.read_hevc_headers(FFMPEG, coded["ai"].bitstream)
-    assert [p.nal_type for p in ai] == [20, 20, 20]  # every picture an IDR, all POC 0 ...
+    _, ai = read_headers(FFMPEG, "hevc", coded["ai"].bitstream)
+    assert [p.nal_unit_type for p in ai] == [20, 20, 20]  # every picture an IDR, all POC 0 ...
     assert [p.poc for p in ai] == [0, 1, 2]  # ... made monotone across the sequences
 
 
@@ -193,18 +195,18 @@ def test_missing_library_names_the_three_places(monkeypatch, tmp_path):
 
 
 def test_fixed_qp_params_hold_in_every_config():
-    for config in hevc.CONFIGS:
-        params = hevc.x265_params(config)
+    for config in commands.CONFIGS:
+        params = commands.x265_params(config)
         for p in ("aq-mode=0", "cutree=0", "ipratio=1", "pbratio=1"):
             assert p in params.split(":")
-    assert "keyint=1" in hevc.x265_params("ai").split(":")
-    assert "keyint=16" in hevc.x265_params("ra", 16).split(":")
-    opts = hevc.x265_options(30, "ra", "fast")
+    assert "keyint=1" in commands.x265_params("ai").split(":")
+    assert "keyint=16" in commands.x265_params("ra", 16).split(":")
+    opts = commands.x265_options(30, "ra", "fast")
     assert opts[:4] == ["-preset", "fast", "-qp", "30"]
     with pytest.raises(CodecError, match="config"):
-        hevc.x265_params("ld")
+        commands.x265_params("ld")
     with pytest.raises(CodecError, match="preset"):
-        hevc.x265_options(30, "ai", "turbo")
+        commands.x265_options(30, "ai", "turbo")
 
 
 def test_cli_missing_library_is_one_line_naming_the_three_places(monkeypatch, tmp_path):
@@ -280,8 +282,8 @@ def test_ra_across_idr_pictures(tmp_path):
                              intra_period=8, progress=False)
     assert [p.poc for p in seq.pictures] == list(range(20))
     assert [k for k, p in enumerate(seq.pictures) if p.slice_type == "I"] == [0, 8, 16]
-    _, pics = hevc.read_hevc_headers(FFMPEG, seq.bitstream)
-    assert {p.nal_type for p in pics if p.slice_type == "I"} <= {19, 20}  # IDR pictures
+    _, pics = read_headers(FFMPEG, "hevc", seq.bitstream)
+    assert {p.nal_unit_type for p in pics if p.slice_type == "I"} <= {19, 20}  # IDR pictures
     depth = planes(seq.depth_map, 20)
     n = 0
     for k, pic in enumerate(libde265.iter_decode(seq.bitstream)):
@@ -303,9 +305,9 @@ def test_suffix_sei_and_eos_stay_in_their_access_unit():
     trail = nal(1, b"\x80" + b"\x44" * 30)
     eos = nal(36, b"")
     stream = idr + suffix_sei + prefix_sei + trail + eos
-    bits = libde265.access_unit_bits(stream)
-    assert bits == [8 * len(idr + suffix_sei), 8 * len(prefix_sei + trail + eos)]
-    assert sum(bits) == 8 * len(stream)
+    sizes = hevc.access_unit_sizes(stream)
+    assert sizes == [len(idr + suffix_sei), len(prefix_sei + trail + eos)]
+    assert sum(sizes) == len(stream)
 
 
 def ffmpeg_packet_bytes(bitstream) -> list[int]:
@@ -320,8 +322,7 @@ def test_bits_per_picture_sum_to_bitstream_and_match_ffmpeg_packets(coded, tmp_p
         data = Path(seq.bitstream).read_bytes()
         assert seq.bitstream_bits == 8 * len(data)
         assert sum(p.bits for p in seq.pictures) == seq.bitstream_bits
-        assert [b // 8 for b in libde265.access_unit_bits(data)] == \
-            ffmpeg_packet_bytes(seq.bitstream)
+        assert hevc.access_unit_sizes(data) == ffmpeg_packet_bytes(seq.bitstream)
     # x265 with picture hashes: a suffix SEI after every picture's slices (type 40), which
     # belongs to that picture, not to the next.
     bs = tmp_path / "hash.265"
@@ -330,10 +331,10 @@ def test_bits_per_picture_sum_to_bitstream_and_match_ffmpeg_packets(coded, tmp_p
                     "-x265-params", "hash=1:info=0:bframes=2:keyint=4", "-f", "hevc", str(bs)],
                    check=True, capture_output=True)
     data = bs.read_bytes()
-    assert 40 in [n.type for n in libde265.split_annexb(data)]
-    bits = libde265.access_unit_bits(data)
-    assert len(bits) == 5 and sum(bits) == 8 * len(data)
-    assert [b // 8 for b in bits] == ffmpeg_packet_bytes(bs)
+    assert 40 in [hevc.nal_type(n) for n in split_annexb(data)]
+    sizes = hevc.access_unit_sizes(data)
+    assert len(sizes) == 5 and sum(sizes) == len(data)
+    assert sizes == ffmpeg_packet_bytes(bs)
 
 
 def test_32x32_ctbs_keep_depth_counted_from_64(tmp_path):
@@ -357,9 +358,9 @@ def test_per_cu_qp_from_adaptive_quantisation(tmp_path):
                     "-c:v", "libx265", "-crf", "28", "-x265-params",
                     "aq-mode=2:aq-strength=2:keyint=1:info=0", str(bs)],
                    check=True, capture_output=True)
-    sps, pics = hevc.read_hevc_headers(FFMPEG, bs)
+    sps, pics = read_headers(FFMPEG, "hevc", bs)
     assert pics[0].cu_qp_delta
-    hevc.decode_hevc(bs, sps, pics, None, tmp_path / "depth.raw", tmp_path / "qp.raw")
+    hevc_maps.decode_hevc(bs, sps, pics, None, tmp_path / "depth.raw", tmp_path / "qp.raw")
     qp = planes(str(tmp_path / "qp.raw"), 1)[0].astype(int)
     depth = planes(str(tmp_path / "depth.raw"), 1)[0]
     assert len(np.unique(qp)) >= 4  # a constant fill fails here
@@ -392,7 +393,7 @@ def test_encode_writes_yuview_block_stats_of_the_raw_planes(coded, config):
 
     seq = coded[config]
     stats = Path(seq.bitstream).parent / seq.encoder_settings["block_stats"]["file"]
-    assert stats.name == hevc.BLOCKSTATS_NAME
+    assert stats.name == hevc_maps.BLOCKSTATS_NAME
     size, types, data = read_like_yuview(stats)
     assert size == (176, 144) and sorted(data) == [0, 1, 2]
     assert types == {"Depth": ("Integer", (0, 3)), "QP": ("Integer", (0, 51))}
@@ -414,9 +415,9 @@ def test_block_stats_with_per_cu_qp_and_cut_edge_ctbs(tmp_path):
                     "-vf", "crop=100:76:0:0", "-c:v", "libx265", "-crf", "28", "-x265-params",
                     "aq-mode=2:aq-strength=2:keyint=1:info=0", str(bs)],
                    check=True, capture_output=True)
-    sps, pics = hevc.read_hevc_headers(FFMPEG, bs)
+    sps, pics = read_headers(FFMPEG, "hevc", bs)
     assert (sps.coded_width, sps.coded_height) == (104, 80)
-    hevc.decode_hevc(bs, sps, pics, None, tmp_path / "depth.raw", tmp_path / "qp.raw",
+    hevc_maps.decode_hevc(bs, sps, pics, None, tmp_path / "depth.raw", tmp_path / "qp.raw",
                      stats_path=tmp_path / "s.vtmbmsstats")
     depth, qp = paint_back(tmp_path / "s.vtmbmsstats", 2, 100, 76)
     assert np.array_equal(depth, planes(str(tmp_path / "depth.raw"), 2, 76, 100))
@@ -433,9 +434,9 @@ def test_cu_blocks_tile_random_quadtrees():
         h, w = 8 * int(rng.integers(1, 20)), 8 * int(rng.integers(1, 20))
         depth = random_quadtree(rng, w, h)
         painted = np.full((h, w), 255, np.uint8)
-        for x, y, bw, bh in hevc.cu_blocks(depth):
+        for x, y, bw, bh in hevc_maps.cu_blocks(depth):
             assert (painted[y:y + bh, x:x + bw] == 255).all()  # no overlap
             painted[y:y + bh, x:x + bw] = depth[y, x]
         assert np.array_equal(painted, depth)
     with pytest.raises(CodecError, match="not a quadtree"):
-        hevc.cu_blocks(np.array([[0, 1], [1, 1]], np.uint8))
+        hevc_maps.cu_blocks(np.array([[0, 1], [1, 1]], np.uint8))

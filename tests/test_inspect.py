@@ -13,7 +13,7 @@ from conftest import assert_one_line_error, run_cli
 from codecnn.datasets import ShardDataset
 from codecnn.experiments.inspect import inspect_model
 from codecnn.models import load_model, read_checkpoint
-from codecnn.train import TrainConfig, train_rdn
+from codecnn.train import TrainConfig, train_model
 from tests.train_data import make_shards
 
 DEAD = 1  # the channel of blocks.0.convs.0 killed by a large negative bias
@@ -29,7 +29,7 @@ def data(tmp_path_factory):
                          batch_size=2, workers=0, lr=3e-3, crop=32,
                          model_overrides={"features": 6, "blocks": 2, "layers": 2,
                                           "growth": 4})
-    train_rdn(config, root / "run", progress=False)
+    train_model(config, root / "run", progress=False)
     ckpt = read_checkpoint(root / "run" / "last.pt")
     ckpt["model_state"]["blocks.0.convs.0.bias"][DEAD] = -100.0
     torch.save(ckpt, root / "dead.pt")

@@ -31,3 +31,47 @@ def test_psnr_uses_bit_depth_peak_and_identical_is_999_99():
         mse_to_psnr(math.nan, 10)
     with pytest.raises(ValueError):
         psnr(a, np.zeros((4, 5)), 10)
+
+
+def test_accumulator_averages_picture_then_sequence_then_qp():
+    """PSNR per picture from its summed SSE (parts add up), mean over a sequence's pictures,
+    then over the sequences of a QP; the names every scorer shares."""
+    from codecnn.io.metrics import PsnrAccumulator
+
+    acc = PsnrAccumulator(bit_depth=10)
+    acc.add("a", 32, poc=0, samples=50, rec=50.0, filt=25.0)  # a picture in two parts
+    acc.add("a", 32, poc=0, samples=50, rec=50.0, filt=25.0)
+    acc.add("a", 32, poc=1, samples=100, rec=400.0, filt=400.0)
+    acc.add("b", 32, poc=0, samples=100, rec=100.0, filt=100.0)
+    acc.add("b", 37, poc=0, samples=100, rec=900.0, filt=400.0)
+    acc.add("b", 37, poc=1, samples=0, rec=0.0, filt=0.0)  # no samples in this set: left out
+
+    def p(m):
+        return mse_to_psnr(m, 10)
+
+    seq = {(r["qp"], r["sequence"]): r for r in acc.sequence_rows()}
+    assert seq[(32, "a")]["pictures"] == 2
+    assert seq[(32, "a")]["psnr_rec"] == pytest.approx((p(1.0) + p(4.0)) / 2)
+    assert seq[(32, "a")]["psnr_filt"] == pytest.approx((p(0.5) + p(4.0)) / 2)
+    rows = acc.qp_rows(with_mean=True)
+    assert [r["qp"] for r in rows] == [32, 37, "all"]
+    r32 = rows[0]
+    assert set(r32) == {"qp", "sequences", "pictures", "psnr_rec", "psnr_filt", "gain"}
+    assert (r32["sequences"], r32["pictures"]) == (2, 3)
+    assert r32["psnr_rec"] == pytest.approx(((p(1.0) + p(4.0)) / 2 + p(1.0)) / 2)
+    assert r32["gain"] == pytest.approx(r32["psnr_filt"] - r32["psnr_rec"])
+    assert rows[1]["gain"] == pytest.approx(p(4.0) - p(9.0))
+    assert rows[2]["gain"] == pytest.approx((r32["gain"] + rows[1]["gain"]) / 2)
+    assert (rows[2]["sequences"], rows[2]["pictures"]) == (2, 4)
+    with pytest.raises(ValueError, match="not finite"):
+        bad = PsnrAccumulator(10)
+        bad.add("a", 22, 0, 10, rec=1.0, filt=float("nan"))
+        bad.qp_rows()
+
+
+def test_mean_per_qp_skips_missing_values():
+    from codecnn.io.metrics import mean_per_qp
+
+    rows = [{"qp": 27, "gain": 0.1}, {"qp": 22, "gain": None}, {"qp": 22, "gain": 0.3}]
+    assert mean_per_qp(rows, ["gain"]) == [{"qp": 22, "sequences": 2, "gain": 0.3},
+                                           {"qp": 27, "sequences": 1, "gain": 0.1}]

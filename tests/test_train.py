@@ -16,7 +16,7 @@ from conftest import REPO, assert_one_line_error, run_cli
 from codecnn.errors import CodecnnError
 from codecnn.models import build_model, load_model
 from codecnn.models.complexity import summarize
-from codecnn.train import NonFiniteLoss, TrainConfig, evaluate, load_run_config, train_rdn
+from codecnn.train import NonFiniteLoss, TrainConfig, evaluate, load_run_config, train_model
 from codecnn.train.checkpoint import save_checkpoint
 from codecnn.train.logs import read_csv
 from codecnn.train.loop import validation_loader
@@ -93,14 +93,14 @@ def test_training_lowers_loss_and_writes_run(shards, tmp_path):
     single.mkdir()
     shutil.copy(shards / "astronaut_qp37.h5", single)
     run = tmp_path / "run"
-    s = train_rdn(tiny_config(single, steps=80, batch_size=8, lr=3e-3, warmup=5, val_every=80,
-                              log_every=10), run, progress=False)
+    s = train_model(tiny_config(single, steps=80, batch_size=8, lr=3e-3, warmup=5,
+                                val_every=80, log_every=10), run, progress=False)
     losses = [float(r["loss"]) for r in read_csv(run / "train.csv")]
     assert len(losses) == 8
     assert losses[-1] < 0.98 * losses[0]
     assert "single sequence" in s["val_note"] and "TRAINING data" in s["val_note"]
-    assert s["step"] == 80 and s["val"][-1]["nominal_qp"] == "all"
-    assert s["val"][0]["gain_db"] > 0.005  # filtered beats rec (training data)
+    assert s["step"] == 80 and s["val"][-1]["qp"] == "all"
+    assert s["val"][0]["gain"] > 0.005  # filtered beats rec (training data)
     for name in ("config.json", "command.txt", "val.csv", "curves.png", "last.pt", "best.pt"):
         assert (run / name).is_file(), name
     assert list((run / "tb").iterdir())
@@ -129,9 +129,9 @@ def test_validation_psnr_matches_skimage(shards):
     rec = np.fromfile(shards / "yuv" / "coffee_qp37_rec.yuv", "<u2").reshape(-1, size)[:, : w * h]
     ref = np.mean([peak_signal_noise_ratio(o, r, data_range=1023) for o, r in zip(orig, rec,
                                                                                   strict=True)])
-    assert rows[0]["nominal_qp"] == 37 and rows[0]["frames"] == 2
+    assert rows[0]["qp"] == 37 and rows[0]["pictures"] == 2
     assert rows[0]["psnr_rec"] == pytest.approx(ref, abs=1e-3)
-    assert rows[0]["gain_db"] == 0.0
+    assert rows[0]["gain"] == 0.0
 
 
 def _weights(path):
@@ -141,12 +141,12 @@ def _weights(path):
 def test_resume_is_exact(shards, tmp_path):
     straight, split = tmp_path / "straight", tmp_path / "split"
     # one DataLoader worker: the patch order must not depend on worker processes
-    s = train_rdn(tiny_config(shards, workers=1), straight, progress=False)
+    s = train_model(tiny_config(shards, workers=1), straight, progress=False)
     assert "split by sequence" in s["val_note"]
-    train_rdn(tiny_config(shards, workers=1), split, until=3, progress=False)
+    train_model(tiny_config(shards, workers=1), split, until=3, progress=False)
     assert _weights(split / "last.pt")["step"] == 3
     # resumed in this process: the same thread count as the straight run, so bitwise equal
-    train_rdn(load_run_config(split), split, resume=True, progress=False)
+    train_model(load_run_config(split), split, resume=True, progress=False)
     a, b = _weights(straight / "last.pt"), _weights(split / "last.pt")
     assert b["step"] == 6
     for k, v in a["model_state"].items():
@@ -171,7 +171,7 @@ def test_default_batch_is_recorded_resolved(shards, tmp_path):
     import json
 
     run = tmp_path / "run"
-    train_rdn(tiny_config(shards, steps=1, val_every=1, batch_size=None), run, progress=False)
+    train_model(tiny_config(shards, steps=1, val_every=1, batch_size=None), run, progress=False)
     record = json.loads((run / "config.json").read_text())
     assert record["train_config"]["batch_size"] == record["resolved"]["batch_size"] == 16
     assert load_run_config(run).batch_size == 16
@@ -191,7 +191,7 @@ def test_nan_loss_stops_within_one_step(shards, tmp_path, monkeypatch):
     monkeypatch.setattr(loop, "compute_loss", poisoned)
     run = tmp_path / "run"
     with pytest.raises(NonFiniteLoss, match=r"loss is nan at step 5.*keeps step 3"):
-        train_rdn(tiny_config(shards, steps=10), run, progress=False)
+        train_model(tiny_config(shards, steps=10), run, progress=False)
     assert calls["n"] == 5  # stopped at once, no further step
     for name in ("last.pt", "best.pt"):
         ck = _weights(run / name)
@@ -278,19 +278,19 @@ def test_bad_input_one_line_errors(shards, tmp_path):
     assert_one_line_error(run_cli(*base, "--data", shards, "--preset", "rdn-xl",
                                   "-o", tmp_path / "r2"), "unknown model or preset 'rdn-xl'")
     run = tmp_path / "r3"
-    train_rdn(tiny_config(shards, steps=2, val_every=2), run, progress=False)
+    train_model(tiny_config(shards, steps=2, val_every=2), run, progress=False)
     assert_one_line_error(run_cli("train", "rdn", "--resume", run, "--steps", "4",
                                   "--preset", "rdn-ds"), "was trained with model rdn", "rdn-ds")
     assert_one_line_error(run_cli("train", "rdn", "--resume", run, "--steps", "4",
                                   "--batch-size", "7", "--seed", "3"),
                           "keeps the run's batch_size, seed")
     with pytest.raises(CodecnnError, match="features=8.*features=16"):
-        train_rdn(tiny_config(shards, steps=4, model_overrides={**TINY, "features": 16}), run,
-                  resume=True, progress=False)
+        train_model(tiny_config(shards, steps=4, model_overrides={**TINY, "features": 16}),
+                    run, resume=True, progress=False)
     with pytest.raises(CodecnnError, match="--resume"):
-        train_rdn(tiny_config(shards, steps=4), run, progress=False)
+        train_model(tiny_config(shards, steps=4), run, progress=False)
     with pytest.raises(CodecnnError, match="already at step 2"):
-        train_rdn(tiny_config(shards, steps=2), run, resume=True, progress=False)
+        train_model(tiny_config(shards, steps=2), run, resume=True, progress=False)
 
 
 def test_the_recorded_command_reruns_the_same_run(shards, tmp_path):
@@ -306,8 +306,8 @@ def test_the_recorded_command_reruns_the_same_run(shards, tmp_path):
                          qp_weighting="sqrt", val_sequences=("coffee",),
                          source_weights={"astronaut": 2.0}, full_ctus_only=True,
                          lr=1e-3)
-    train_rdn(config, tmp_path / "py", command=train_command(config, str(tmp_path / "py")),
-              progress=False)
+    train_model(config, tmp_path / "py", command=train_command(config, str(tmp_path / "py")),
+                progress=False)
     line = (tmp_path / "py" / "command.txt").read_text().strip()
     args = shlex.split(line)
     assert args[:3] == ["codecnn", "train", "rdn"]
@@ -329,8 +329,8 @@ def test_curves_of_short_runs_show_points_integer_steps_and_the_loss_unit(shards
     from codecnn.train.logs import curves_figure
 
     run = tmp_path / "run"
-    train_rdn(tiny_config(shards, steps=2, val_every=1, log_every=1, qp_weighting="energy"),
-              run, progress=False)
+    train_model(tiny_config(shards, steps=2, val_every=1, log_every=1, qp_weighting="energy"),
+                run, progress=False)
     fig = curves_figure(run)
     loss_ax, val_ax = fig.axes[:2]
     (line,) = loss_ax.get_lines()
@@ -345,3 +345,29 @@ def test_curves_of_short_runs_show_points_integer_steps_and_the_loss_unit(shards
     empty.mkdir()
     texts = [t.get_text() for ax in curves_figure(empty).axes for t in ax.texts]
     assert texts == ["no training rows logged yet", "no validation yet"]
+
+
+def test_val_csv_of_earlier_versions_reads_with_the_shared_names(tmp_path):
+    """Runs written before the scorer was shared named the columns nominal_qp, psnr_filtered,
+    gain_db and frames; they still plot, resume and feed a zoo card."""
+    from codecnn.train.logs import RunLog, curves_figure, read_val_csv
+
+    (tmp_path / "val.csv").write_text("step,nominal_qp,psnr_rec,psnr_filtered,gain_db,frames\n"
+                                      "2,37,30.0,30.1,0.1,4\n2,all,30.0,30.1,0.1,4\n"
+                                      "4,37,30.0,30.2,0.2,4\n")
+    rows = read_val_csv(tmp_path / "val.csv")
+    assert rows[0] == {"step": "2", "qp": "37", "psnr_rec": "30.0", "psnr_filt": "30.1",
+                       "gain": "0.1", "pictures": "4"}
+    curves_figure(tmp_path)
+    RunLog(tmp_path, resume_step=2, tensorboard=False).close()
+    assert [r["qp"] for r in read_val_csv(tmp_path / "val.csv")] == ["37", "all"]
+
+
+def test_resume_rule_lives_on_train_config():
+    from codecnn.train.config import ResumeChange
+
+    old = TrainConfig(data=("d",), steps=100, batch_size=8, warmup=-1)
+    new = old.resumed_with(steps=200, batch_size=8, device="cpu")
+    assert (new.steps, new.warmup, new.device) == (200, old.warmup_steps, "cpu")
+    with pytest.raises(ResumeChange, match="keeps the run's batch_size, seed"):
+        old.resumed_with(batch_size=16, seed=3)

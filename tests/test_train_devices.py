@@ -106,8 +106,8 @@ def test_validation_over_two_gloo_ranks_equals_one_process(tmp_path):
         torch.set_num_threads(n)
     ranks = [json.loads((tmp_path / f"rows.{r}").read_text()) for r in (0, 1)]
     assert ranks[0] == ranks[1]
-    assert [r["frames"] for r in one] == [4, 4] and one[0]["gain_db"] != 0
+    assert [r["pictures"] for r in one] == [4, 4] and one[0]["gain"] != 0
     for a, b in zip(ranks[0], one, strict=True):
-        assert a["nominal_qp"] == b["nominal_qp"] and a["frames"] == b["frames"]
-        for k in ("psnr_rec", "psnr_filtered", "gain_db"):
+        assert a["qp"] == b["qp"] and a["pictures"] == b["pictures"]
+        for k in ("psnr_rec", "psnr_filt", "gain"):
             assert abs(a[k] - b[k]) <= 1e-9, (k, a, b)

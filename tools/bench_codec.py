@@ -25,7 +25,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from codecnn.codec.codecs import decode_command, encode_command, get_codec  # noqa: E402
+from codecnn.codec.codecs import get_codec  # noqa: E402
+from codecnn.codec.commands import decode_command, encode_command  # noqa: E402
 from codecnn.codec.encode import prepare_original  # noqa: E402
 from codecnn.codec.ffmpeg import encoder_version, find_ffmpeg, run  # noqa: E402
 from codecnn.codec.samples import find_sample  # noqa: E402

@@ -41,8 +41,9 @@ def main() -> None:
     ap.add_argument("--device", default="cpu", help="accepted for uniformity; CPU decoders")
     args = ap.parse_args()
 
-    from codecnn.codec import hevc, libde265
-    from codecnn.codec.codecs import CODECS, decode_command
+    from codecnn.codec import hevc_maps, libde265
+    from codecnn.codec.codecs import CODECS, read_headers
+    from codecnn.codec.commands import decode_command
     from codecnn.codec.encode import encode_sequence
     from codecnn.codec.ffmpeg import find_ffmpeg
     from codecnn.codec.samples import find_sample
@@ -56,7 +57,7 @@ def main() -> None:
                 (seq,) = encode_sequence(path, [args.qp], config, args.frames,
                                          Path(tmp) / config, codec="hevc", preset="fast",
                                          scale=scale, name=sample, progress=False)
-                sps, pics = hevc.read_hevc_headers(ff.path, seq.bitstream)
+                sps, pics = read_headers(ff.path, "hevc", seq.bitstream)
                 n = len(pics)
 
                 def plain(bs=seq.bitstream):
@@ -69,7 +70,7 @@ def main() -> None:
 
                 def full(bs=seq.bitstream, sps=sps, pics=pics, d=Path(tmp) / "d.raw",
                          q=Path(tmp) / "q.raw"):
-                    hevc.decode_hevc(bs, sps, pics, None, d, q)
+                    hevc_maps.decode_hevc(bs, sps, pics, None, d, q)
 
                 def ffmpeg(bs=seq.bitstream, out=Path(tmp) / "ff.yuv"):
                     subprocess.run(decode_command(ff.path, CODECS["hevc"], bs, out), check=True,

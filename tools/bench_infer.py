@@ -15,11 +15,18 @@ model, assembly, download). Weights are random: speed does not depend on them.
 
     python tools/bench_infer.py                      # CPU, a few CTUs, scaled (~1-2 min)
     python tools/bench_infer.py --device cuda        # GPU, whole 1080p frames
+
+`--batches 1 4 16 64` measures instead what the batch costs per CTU: whole frames
+(`--size`, edge CTUs included) through `TiledFilter.filter` as `codecnn filter`/`eval` run
+them (fp32), every batch size (and every `--threads` count) in one round robin, best of
+`--repeat`; per CTU: wall time, CPU time (user + system, from `resource.getrusage`) and minor
+page faults, each as a ratio to batch 1 at the same thread count in the same run.
 """
 
 from __future__ import annotations
 
 import argparse
+import resource
 import sys
 import time
 from pathlib import Path
@@ -112,6 +119,76 @@ def bench(preset: str, device: str, ctus: int, repeat: int, compile_cpu: bool) -
     return rows
 
 
+def bench_batches(preset: str, size: tuple[int, int], batches: list[int], threads: list[int],
+                  repeat: int, device: str) -> list[dict]:
+    """Per-CTU cost of filtering whole frames at each batch size and thread count."""
+    import numpy as np
+    import torch
+
+    from codecnn.evaluate.tiling import TiledFilter
+    from codecnn.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model(preset, planes=("rec", "qp"))
+    w, h = size
+    ctus = -(-w // CTU) * -(-h // CTU)
+    rng = np.random.default_rng(0)
+    y, x = np.mgrid[0:h, 0:w]
+    rec = np.clip(512 + 300 * np.sin(x / 23) * np.cos(y / 17) + rng.normal(0, 10, (h, w)),
+                  0, 1023).astype(np.uint16)
+    runs = []
+    for t in threads:
+        for b in batches:
+            tf = TiledFilter(model, 10, device=device, batch=b)
+            runs.append({"preset": preset, "threads": t, "batch": b, "tf": tf, "wall": [],
+                         "cpu": [], "sys": [], "faults": []})
+    for run in runs:  # warm-up: first-use allocations and oneDNN primitive creation
+        torch.set_num_threads(run["threads"])
+        run["tf"].filter(rec, 32)
+    # Round robin, best of `repeat`: load from other processes hits every batch alike.
+    for _ in range(repeat):
+        for run in runs:
+            torch.set_num_threads(run["threads"])
+            r0, t0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
+            run["tf"].filter(rec, 32)
+            _sync(device)
+            wall, r1 = time.perf_counter() - t0, resource.getrusage(resource.RUSAGE_SELF)
+            run["wall"].append(wall)
+            run["cpu"].append(r1.ru_utime - r0.ru_utime + r1.ru_stime - r0.ru_stime)
+            run["sys"].append(r1.ru_stime - r0.ru_stime)
+            run["faults"].append(r1.ru_minflt - r0.ru_minflt)
+    rows = []
+    for run in runs:
+        k = int(np.argmin(run["wall"]))
+        rows.append({"preset": preset, "frame": f"{w}x{h}", "ctus": ctus,
+                     "threads": run["threads"], "batch": run["batch"],
+                     "ms": 1000 * run["wall"][k] / ctus, "cpu_ms": 1000 * min(run["cpu"]) / ctus,
+                     "sys_ms": 1000 * min(run["sys"]) / ctus,
+                     "faults": min(run["faults"]) / ctus})
+    for r in rows:
+        base = next(q for q in rows if q["threads"] == r["threads"] and q["batch"] == batches[0])
+        r["x_wall"], r["x_cpu"] = r["ms"] / base["ms"], r["cpu_ms"] / base["cpu_ms"]
+        print(f"  {preset:8s} {r['threads']} thr batch {r['batch']:3d} {r['ms']:8.1f} ms/CTU "
+              f"({r['x_wall']:.2f}x)  cpu {r['cpu_ms']:8.1f} ({r['x_cpu']:.2f}x)  "
+              f"faults/CTU {r['faults']:9.0f}", file=sys.stderr)
+    return rows
+
+
+def print_batches(rows: list[dict], dev: str, repeat: int) -> None:
+    import torch
+
+    print(f"Filtering whole frames (TiledFilter.filter, fp32): cost per CTU by batch size; "
+          f"{dev}, torch {torch.__version__}; best of {repeat}; × = ratio to batch "
+          f"{rows[0]['batch']} at the same thread count, same run.\n")
+    print("| model | frame (CTUs) | threads | batch | ms/CTU | × | CPU ms/CTU | × | "
+          "of it system | minor faults/CTU |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
+        print(f"| {r['preset']} | {r['frame']} ({r['ctus']}) | {r['threads']} | {r['batch']} | "
+              f"{r['ms']:.1f} | {r['x_wall']:.2f}× | {r['cpu_ms']:.1f} | {r['x_cpu']:.2f}× | "
+              f"{r['sys_ms']:.1f} | {r['faults']:,.0f} |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--device", default="cpu")
@@ -119,20 +196,31 @@ def main() -> None:
     ap.add_argument("--ctus", type=int, default=2,
                     help="CTUs timed on the CPU (scaled to 135 per 1080p frame)")
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
+    ap.add_argument("--threads", type=int, nargs="+", default=[0],
+                    help="torch CPU threads (0: default); with --batches, each count in turn")
+    ap.add_argument("--batches", type=int, nargs="+", default=None,
+                    help="measure per-CTU cost of whole frames at these batch sizes instead")
+    ap.add_argument("--size", default="1920x1080", help="frame size for --batches (WxH)")
     ap.add_argument("--compile", action="store_true",
                     help="also time torch.compile on the CPU (slow to warm up here)")
     args = ap.parse_args()
     import torch
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    threads = [t or torch.get_num_threads() for t in args.threads]
+    torch.set_num_threads(threads[0])
     if args.device.startswith("cuda"):
         torch.backends.cudnn.benchmark = True
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
     dev = (torch.cuda.get_device_name(0) if args.device.startswith("cuda")
            else f"CPU, {torch.get_num_threads()} threads")
+    if args.batches:
+        size = tuple(int(v) for v in args.size.lower().split("x"))
+        rows = []
+        for preset in args.models:
+            rows += bench_batches(preset, size, args.batches, threads, args.repeat, args.device)
+        print_batches(rows, dev.split(",")[0], args.repeat)
+        return
     rows = []
     for preset in args.models:
         rows += bench(preset, args.device, args.ctus, args.repeat, args.compile)

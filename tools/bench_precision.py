@@ -79,9 +79,9 @@ def main(argv: list[str] | None = None) -> None:
     print("| QP | frames | PSNR-Y rec (dB) | gain fp32 (dB) | gain bf16 (dB) | bf16 − fp32 (dB) |")
     print("|---|---:|---:|---:|---:|---:|")
     for a, b in zip(fp32, bf16, strict=True):
-        qp = "mean" if a["nominal_qp"] == "all" else a["nominal_qp"]
-        print(f"| {qp} | {a['frames']} | {a['psnr_rec']:.4f} | {a['gain_db']:+.4f} | "
-              f"{b['gain_db']:+.4f} | {b['gain_db'] - a['gain_db']:+.4f} |")
+        qp = "mean" if a["qp"] == "all" else a["qp"]
+        print(f"| {qp} | {a['pictures']} | {a['psnr_rec']:.4f} | {a['gain']:+.4f} | "
+              f"{b['gain']:+.4f} | {b['gain'] - a['gain']:+.4f} |")
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ fp32 measured in the same run, and achieved TFLOP/s = 2 · MAC/patch · 3 (forwa
 patches/s from real shards (so the loader is never the hidden bottleneck). Prints a Markdown
 table.
 
-The row "codecnn train loop" times the real thing at the same batch: train_rdn itself (loader
+The row "codecnn train loop" times the real thing at the same batch: train_model itself (loader
 with its default workers, packed batches normalised on the device, loss weights, the
 non-finite check, logging) on the real shards, with bf16 autocast and channels_last as the
 cl-bf16 row; its rate is the mean of train.csv's patches/s after the first log interval
@@ -82,8 +82,8 @@ def train_rate(preset: str, cfg: dict, device: torch.device, batch: int, warmup:
 
 def loop_rate(preset: str, data: Path, device: torch.device, batch: int, steps: int,
               compile: bool = False) -> float:
-    """Patches/s of codecnn's training loop (train_rdn) on real shards, steady state."""
-    from codecnn.train import TrainConfig, train_rdn
+    """Patches/s of codecnn's training loop (train_model) on real shards, steady state."""
+    from codecnn.train import TrainConfig, train_model
     from codecnn.train.logs import read_csv
 
     every = max(1, steps // 5)
@@ -92,7 +92,7 @@ def loop_rate(preset: str, data: Path, device: torch.device, batch: int, steps: 
                          channels_last=True, compile=compile, device=str(device),
                          qp_weighting="none")
     with tempfile.TemporaryDirectory() as run:
-        train_rdn(config, Path(run) / "run", progress=False)
+        train_model(config, Path(run) / "run", progress=False)
         rows = read_csv(Path(run) / "run" / "train.csv")
     rates = [float(r["patches_per_s"]) for r in rows[1:]] or [float(rows[0]["patches_per_s"])]
     return sum(rates) / len(rates)

@@ -9,7 +9,7 @@
 #
 # 1. bench_train on CUDA: eager fp32, channels_last, bf16 + channels_last, compiled
 #    (idealised steps: data already on the device), rdn-s and rdn-cpu, and the real
-#    training loop (train_rdn, loader included) at the same batch;
+#    training loop (train_model, loader included) at the same batch;
 # 2. bench_infer on CUDA: ms per 1080p frame through TiledFilter, the same paths, compiled
 #    and eager at the same batch;
 # 3. the corpus without the wallpapers (not installable there: the machine reaches nothing),

@@ -3,5 +3,5 @@ residual MSE correlates with QP and CU depth, and a Bayesian search of a QP/dept
 
 Modules: satd (transforms), ranking (`analyze satd`), correlation (`analyze correlation`),
 weights (`analyze weights`), ctu_data (per-CTU table from shards), report (JSON/PNG/tables).
-Demo stages: correlation.run_correlation_stage, weights.run_weights_stage.
+Their demo stages are in codecnn.demo.stages.
 """

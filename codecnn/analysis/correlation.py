@@ -261,11 +261,3 @@ def run_correlation(data: str | os.PathLike | Sequence[str | os.PathLike],
     result["table"] = correlation_table(result)
     result["files"] = [str(js), str(png)]
     return result
-
-
-def run_correlation_stage(shard_dir: str | os.PathLike, out_dir: str | os.PathLike
-                          ) -> dict[str, Any]:
-    """Demo stage: correlation analysis of the demo's shards; prints the table."""
-    result = run_correlation(shard_dir, out_dir, progress=False)
-    print(result["table"])
-    return result

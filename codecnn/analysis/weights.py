@@ -279,13 +279,5 @@ def run_weights(data: str | os.PathLike | Sequence[str | os.PathLike],
     return result
 
 
-def run_weights_stage(shard_dir: str | os.PathLike, out_dir: str | os.PathLike
-                      ) -> dict[str, Any]:
-    """Demo stage (shards with depth, e.g. HEVC via libde265): weights search; prints table."""
-    result = run_weights(shard_dir, out_dir, init_points=8, n_iter=40, progress=False)
-    print(result["table"])
-    return result
-
-
 __all__ = ["analyze_weights", "bo_search", "closed_form", "corr_at_angle", "run_weights",
-           "run_weights_stage", "weighted_corr", "weights_figure"]
+           "weighted_corr", "weights_figure"]

@@ -20,24 +20,20 @@ from __future__ import annotations
 import math
 import os
 import re
-import subprocess
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from codecnn import __version__
-from codecnn.codec.codecs import (
-    CodecSpec,
-    decode_command,
-    encode_command,
-    get_codec,
-    trace_command,
-)
+from codecnn.codec.codecs import CodecSpec, get_codec
+from codecnn.codec.commands import decode_command, encode_command, trace_command
 from codecnn.codec.ffmpeg import FFmpeg, encoder_version, find_ffmpeg, run
 from codecnn.codec.manifest import CodedSequence, save_manifest
+from codecnn.codec.probe import probe_stream, probe_video
+from codecnn.codec.samples import find_sample
 from codecnn.errors import CodecError, DataError, YuvFormatError
-from codecnn.io.atomic import new_directory, remove_stale_temporaries, temporary_sibling
+from codecnn.io.atomic import atomic_output, new_directory, remove_stale_temporaries
 from codecnn.io.parallel import map_threads
 from codecnn.io.yuv import (
     YuvFormat,
@@ -74,10 +70,6 @@ def qp_dir(out_dir: str | os.PathLike, source: str, codec: str, config: str, qp:
     return Path(out_dir) / source / f"{codec}-{config}" / f"qp{qp}"
 
 
-def _tmp(path: Path) -> Path:
-    return temporary_sibling(path)
-
-
 def _is_raw(path: Path, size: tuple[int, int] | None) -> bool:
     return path.suffix.lower() in RAW_SUFFIXES or size is not None
 
@@ -105,17 +97,6 @@ _ALPHA_FILTERS = {
     "white": "format=rgba,negate,premultiply=inplace=1,negate",
     "drop": None,
 }
-
-
-def probe_stream(ff: str, in_args: list[str], path: Path) -> tuple[str, str, str]:
-    """(demuxer, codec, pixel format) of the first video stream, from FFmpeg's input dump."""
-    proc = subprocess.run([ff, "-hide_banner", "-nostdin", *in_args], capture_output=True)
-    text = proc.stderr.decode("utf-8", "replace")
-    demuxer = re.search(r"^Input #0, ([\w,]+), from", text, re.M)
-    stream = re.search(r"Stream #0:\d+.*?: Video: (\w+)[^,]*, (\w+)", text)
-    if not demuxer or not stream:
-        raise CodecError(f"{path}: FFmpeg cannot read it as a video or image")
-    return demuxer.group(1), stream.group(1), stream.group(2)
 
 
 def has_alpha(pix_fmt: str) -> bool:
@@ -189,21 +170,6 @@ def _raw_to_original(path: Path, fmt: YuvFormat, frames: int | None,
     return out, n
 
 
-def probe_video(ff: str, in_args: list[str], vf: list[str], path: Path) -> tuple[int, int, str]:
-    """(width, height, rate) of what FFmpeg makes of the input, from a 1-frame Y4M header."""
-    cmd = [ff, "-hide_banner", "-nostdin", "-loglevel", "error", *in_args, "-frames:v", "1",
-           *vf, "-pix_fmt", "yuv420p", "-f", "yuv4mpegpipe", "-"]
-    out = run(cmd, f"{path}: FFmpeg cannot read it as a video or image").stdout
-    header = out.split(b"\n", 1)[0].decode("ascii", "replace")
-    w = re.search(r" W(\d+)", header)
-    h = re.search(r" H(\d+)", header)
-    f = re.search(r" F(\d+):(\d+)", header)
-    if not (header.startswith("YUV4MPEG2") and w and h):
-        raise CodecError(f"{path}: FFmpeg found no video frames in it")
-    rate = f"{f.group(1)}/{f.group(2)}" if f and int(f.group(2)) else "25"
-    return int(w.group(1)), int(h.group(1)), rate
-
-
 def prepare_original(input_path: str | os.PathLike, dst: str | os.PathLike, ff: FFmpeg,
                      frames: int | None = None, size: tuple[int, int] | None = None,
                      bit_depth: int | None = None, chroma: str | None = None,
@@ -229,7 +195,6 @@ def prepare_original(input_path: str | os.PathLike, dst: str | os.PathLike, ff: 
         raise DataError(f"{path}: is a directory, not a video, image or YUV file")
     if frames is not None and frames < 1:
         raise CodecError(f"--frames must be at least 1, got {frames}")
-    tmp = _tmp(dst)
     commands: dict[str, list[str]] = {}
     if _is_raw(path, size):
         fmt = resolve_format(path, *(size or (None, None)), bit_depth, chroma)
@@ -255,16 +220,11 @@ def prepare_original(input_path: str | os.PathLike, dst: str | os.PathLike, ff: 
            "-fps_mode", "passthrough",  # every decoded frame once: no rate-driven dup/drop
            "-pix_fmt", fmt10.pix_fmt, "-f", "rawvideo"]
     commands["convert"] = cmd + [str(dst)]
-    try:
+    with atomic_output(dst) as tmp:
         run(cmd + [str(tmp)], f"{path}: converting to 10-bit 4:2:0")
         n = fmt10.num_frames(tmp.stat().st_size, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    if n == 0:
-        tmp.unlink(missing_ok=True)
-        raise CodecError(f"{path}: FFmpeg decoded no frames from it")
-    os.replace(tmp, dst)
+        if n == 0:
+            raise CodecError(f"{path}: FFmpeg decoded no frames from it")
     return Original(dst, fmt10, n, rate, commands)
 
 
@@ -296,11 +256,12 @@ def check_qps(qps: Sequence[int], codec: CodecSpec) -> list[int]:
 
 def encode_qp(ff: FFmpeg, codec: CodecSpec, original: Original, source: str, qp: int,
               config: str, preset: str, qp_dir: Path, versions: dict[str, str],
-              intra_period: int | None = None, threads: int | None = None) -> CodedSequence:
-    """Encode, trace and decode one QP; write bitstream, rec and manifest atomically."""
+              intra_period: int | None = None, threads: int | None = None,
+              vtm_decoder: Path | None = None) -> CodedSequence:
+    """Encode, trace and decode one QP; write bitstream, rec and manifest atomically.
+    With `vtm_decoder` (VVC), VTM's depth and QP planes too (`codecnn.codec.vtm`)."""
     qp_dir.mkdir(parents=True, exist_ok=True)
     bs, rec, man = qp_dir / codec.bitstream_name, qp_dir / "rec.yuv", qp_dir / "manifest.json"
-    bs_tmp, rec_tmp = _tmp(bs), _tmp(rec)
     fmt = original.format
 
     def enc(out: Path) -> list[str]:
@@ -310,7 +271,7 @@ def encode_qp(ff: FFmpeg, codec: CodecSpec, original: Original, source: str, qp:
     def dec(src: Path, out: Path) -> list[str]:
         return decode_command(ff.path, codec, src, out, fmt.pix_fmt)
 
-    try:
+    with atomic_output(bs) as bs_tmp, atomic_output(rec) as rec_tmp:
         run(enc(bs_tmp), f"{source} QP {qp}: encoding")
         data = bs_tmp.read_bytes()
         trace = run(trace_command(ff.path, codec, bs_tmp), f"{source} QP {qp}: reading headers")
@@ -326,20 +287,24 @@ def encode_qp(ff: FFmpeg, codec: CodecSpec, original: Original, source: str, qp:
                           "options": codec.encoder_options(qp, config, preset, intra_period),
                           "intra_period": 1 if config == "ai" else intra_period,
                           "fps": original.fps}
-        if codec.coded_size is not None:
-            cw, ch, win = codec.coded_size(text)
-            settings.update(coded_width=cw, coded_height=ch, conformance_window=list(win))
+        cw, ch, win = codec.coded_size(text)
+        settings.update(coded_width=cw, coded_height=ch, conformance_window=list(win))
         side: dict = {}
         if codec.side_info is not None:  # maps the decoder exports (HEVC: depth and QP)
             side = codec.side_info(bs_tmp, text, rec_tmp, qp_dir, qp)
             settings.update(side.pop("settings", {}))
             versions = {**versions, **side.pop("versions", {})}
-        os.replace(bs_tmp, bs)
-        os.replace(rec_tmp, rec)
-    except BaseException:
-        bs_tmp.unlink(missing_ok=True)
-        rec_tmp.unlink(missing_ok=True)
-        raise
+        vtm_commands: dict[str, list[str]] = {}
+        if vtm_decoder is not None:  # VTM decodes it again: depth, QP, a bit-exact check
+            from codecnn.codec.vtm import vtm_side_info
+
+            side = vtm_side_info(vtm_decoder, bs_tmp, rec_tmp, qp_dir, fmt.width, fmt.height,
+                                 [p.poc for p in pictures],
+                                 codec.parse_trace(text, str(bs))[0].ctb_size)
+            settings.update(side.pop("settings"))
+            versions = {**versions, **side.pop("versions")}
+            vtm_commands = {k: [str(bs) if a == str(bs_tmp) else a for a in v]
+                            for k, v in side.pop("commands").items()}
     seq = CodedSequence(
         source=source, width=fmt.width, height=fmt.height, bit_depth=fmt.bit_depth,
         fps=original.fps_value, frames=original.frames, codec=codec.name, config=config, qp=qp,
@@ -347,7 +312,7 @@ def encode_qp(ff: FFmpeg, codec: CodecSpec, original: Original, source: str, qp:
         bitstream_bits=8 * len(data), pictures=pictures, chroma="420",
         encoder_settings=settings, versions=dict(versions),
         commands={**original.commands, "encode": enc(bs), "decode": dec(bs, rec),
-                  "trace_headers": trace_command(ff.path, codec, bs)},
+                  "trace_headers": trace_command(ff.path, codec, bs), **vtm_commands},
         **side,
     )
     save_manifest(seq, man)
@@ -360,8 +325,6 @@ def resolve_input(input_path: str | os.PathLike) -> str | os.PathLike:
     text = str(input_path)
     if Path(text).exists() or os.sep in text or Path(text).suffix:
         return input_path
-    from codecnn.codec.samples import find_sample
-
     try:
         return find_sample(text)[2]
     except DataError:
@@ -398,6 +361,7 @@ def encode_sequence(
     ffmpeg: str | os.PathLike | None = None,
     overwrite: bool = False,
     progress: bool = True,
+    vtm_decoder: str | os.PathLike | None = None,
 ) -> list[CodedSequence]:
     """Encode INPUT at each QP (in parallel, `jobs` at a time); returns manifests by QP.
 
@@ -413,10 +377,20 @@ def encode_sequence(
         name: the source's directory name (default: the input's stem).
         alpha: how to flatten a picture with alpha (black, white, drop); None refuses one.
         overwrite: replace existing per-QP outputs (otherwise they are an error).
+        vtm_decoder: a VTM DecoderApp built with tracing (VVC only): each QP's manifest then
+            points at VTM's depth and QP planes (`codecnn.codec.vtm`), VTM's decode must equal
+            FFmpeg's, and VVenC codes without IBC (VTM's tracing stops at IBC CUs).
     Returns: the CodedSequence of each QP, ascending QP. Writes the layout in the module doc.
     """
     input_path = resolve_input(input_path)
     spec = get_codec(codec)
+    if vtm_decoder is not None:
+        from codecnn.codec.vtm import find_vtm_decoder, traceable
+
+        if codec != "vvc":
+            raise CodecError(f"--vtm-decoder gives VVC depth; {codec} has its own or none")
+        vtm_decoder = find_vtm_decoder(vtm_decoder)
+        spec = traceable(spec)
     preset = preset or spec.default_preset
     if config not in ("ai", "ra"):
         raise CodecError(f"config must be ai or ra, got {config!r}")
@@ -436,17 +410,15 @@ def encode_sequence(
     if existing and not overwrite:
         raise CodecError(f"{existing[0]} exists; pass --overwrite to encode again")
     orig_path = src_dir / "original.yuv"
-    staged = temporary_sibling(orig_path)
     with new_directory(src_dir):  # a refused input leaves no empty OUT/<source>/ behind
         for d in (src_dir, *dirs.values()):
             remove_stale_temporaries(d)  # what an interrupted encode left
-        original = prepare_original(input_path, staged, ff, frames, size, bit_depth, chroma,
-                                    fps, crop, scale, select, alpha)
-        if orig_path.exists() and not overwrite and not _same_file(staged, orig_path):
-            staged.unlink()
-            raise CodecError(f"{orig_path} exists with different content (another input, "
-                             "crop or frame count); pass --overwrite or another -o/--name")
-        os.replace(staged, orig_path)
+        with atomic_output(orig_path) as staged:
+            original = prepare_original(input_path, staged, ff, frames, size, bit_depth,
+                                        chroma, fps, crop, scale, select, alpha)
+            if orig_path.exists() and not overwrite and not _same_file(staged, orig_path):
+                raise CodecError(f"{orig_path} exists with different content (another input, "
+                                 "crop or frame count); pass --overwrite or another -o/--name")
     original = Original(orig_path, original.format, original.frames, original.fps,
                         {k: v[:-1] + [str(orig_path)] for k, v in original.commands.items()})
 
@@ -461,7 +433,7 @@ def encode_sequence(
                disable=None if progress else True, leave=False)
     results = map_threads(lambda qp: encode_qp(ff, spec, original, source, qp, config, preset,
                                                dirs[qp], versions, intra_period,
-                                               threads), qps, jobs, bar)
+                                               threads, vtm_decoder), qps, jobs, bar)
     return sorted(results, key=lambda s: s.qp)
 
 

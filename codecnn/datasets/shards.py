@@ -1,11 +1,11 @@
 """A torch Dataset over HDF5 shards (codecnn.io.shard) and a train/validation split by sequence.
 
-Normalisation (the one place it is defined; models and evaluation undo it the same way):
+What a network sees (the planes and their scaling are codecnn.io.shard's PLANES and
+`normalise`, which filtering uses too):
     input  float32 [len(planes), P, P]: rec / peak, qp / 63, depth / 8   (peak = 2**bit_depth - 1)
     target float32 [1, C, C]:  (orig - rec[b:-b, b:-b]) / peak, the residual the network predicts
     valid  float32 [1, C, C]:  1 inside the picture, 0 where a right/bottom CTU is cut off
-P = ctu_size + 2·border (132), C = ctu_size (128). Depth / 8 keeps typical VVC depths (0..8)
-in [0, 1]; deeper values (up to 12) stay finite.
+P = ctu_size + 2·border (132), C = ctu_size (128).
 
 The training and validation loaders ship the stored integers instead (`ShardDataset.packed`:
 rec and orig uint16, qp/depth uint8, the valid rectangle as 4 integers: about a quarter of the
@@ -27,10 +27,7 @@ import numpy as np
 
 from codecnn.errors import DataError
 from codecnn.io import shard
-
-PLANES = ("rec", "qp", "depth")
-QP_SCALE = 63.0
-DEPTH_SCALE = 8.0
+from codecnn.io.shard import PLANES, normalise
 
 
 def _dihedral(a: np.ndarray, k: int) -> np.ndarray:
@@ -49,8 +46,7 @@ def model_inputs(batch: dict[str, Any], planes: Iterable[str], peak: float, bord
     [B, 1, S, S], "valid" int64 [B, 4] (see ShardDataset.packed); P = S + 2·border.
     Returns input [B, K, P, P] (rec / peak, qp / 63, depth / 8 in `planes` order), target
     [B, 1, S, S] = (orig − rec centre) / peak and valid [B, 1, S, S] (1 inside the
-    rectangle). Divisions by a tensor, not a Python number: the same IEEE quotient on every
-    device (CUDA turns a division by a scalar into a product with its reciprocal).
+    rectangle). Divisions by a tensor, not a Python number (see `normalise`).
     """
     import torch
 
@@ -59,11 +55,6 @@ def model_inputs(batch: dict[str, Any], planes: Iterable[str], peak: float, bord
     orig = batch["orig"].to(device, non_blocking=True)
     box = batch["valid"].to(device, non_blocking=True)
     planes = tuple(planes)
-    # Filled on the device: a tensor made from a list would be a host-to-device copy that
-    # waits for the GPU at every step.
-    scale = torch.empty(len(planes), dtype=torch.float32, device=rec.device)
-    for j, name in enumerate(planes):
-        scale[j] = peak if name == "rec" else {"qp": QP_SCALE, "depth": DEPTH_SCALE}[name]
     chans, j = [], 0
     for name in planes:
         if name == "rec":
@@ -71,12 +62,13 @@ def model_inputs(batch: dict[str, Any], planes: Iterable[str], peak: float, bord
         else:
             chans.append(side[:, j:j + 1].float())
             j += 1
-    x = torch.cat(chans, 1) / scale.view(1, -1, 1, 1)
+    x = normalise(torch.cat(chans, 1), planes, peak)
     if channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
     s = orig.shape[-1]
     centre = rec[..., border:border + s, border:border + s]
-    target = (orig.int() - centre.int()).float() / scale[planes.index("rec")]
+    # The residual in units of the peak, divided by a tensor as `normalise` divides rec.
+    target = (orig.int() - centre.int()).float() / torch.full((), peak, device=rec.device)
     i = torch.arange(s, device=rec.device)
     rows = (i >= box[:, 0:1]) & (i < box[:, 1:2])  # [B, S]
     cols = (i >= box[:, 2:3]) & (i < box[:, 3:4])

@@ -31,7 +31,7 @@ def pick_device(device: str | None) -> str:
 def filter_yuv(checkpoint: str | Path, yuv: str | Path, out: str | Path,
                size: tuple[int, int] | None = None, bit_depth: int | None = None,
                qp: int | None = None, device: str | None = None, dtype: str = "fp32",
-               batch: int = 16, overwrite: bool = False, progress: bool = True
+               batch: int | None = None, overwrite: bool = False, progress: bool = True
                ) -> dict[str, Any]:
     """Filter every luma picture of a raw YUV file; chroma is copied unchanged.
 
@@ -74,7 +74,7 @@ def filter_yuv(checkpoint: str | Path, yuv: str | Path, out: str | Path,
 
 def evaluate_manifests(checkpoint: str | Path, manifests: list[str | Path],
                        out_dir: str | Path, switch: str | None = None,
-                       device: str | None = None, dtype: str = "fp32", batch: int = 16,
+                       device: str | None = None, dtype: str = "fp32", batch: int | None = None,
                        overwrite: bool = False, command: list[str] | None = None,
                        progress: bool = True) -> dict[str, Any]:
     """Evaluate a checkpoint on coded sequences and write the report directory.
@@ -128,7 +128,7 @@ def evaluate_manifests(checkpoint: str | Path, manifests: list[str | Path],
 
 
 def evaluate_data(checkpoint: str | Path, shards: str | Path | list, out_dir: str | Path,
-                  device: str | None = None, dtype: str = "fp32", batch: int = 32,
+                  device: str | None = None, dtype: str = "fp32", batch: int | None = None,
                   overwrite: bool = False, command: list[str] | None = None,
                   progress: bool = True) -> dict[str, Any]:
     """Per-QP gain of a checkpoint on HDF5 shards; writes report.json/.md and the gain plot."""
@@ -153,36 +153,3 @@ def evaluate_data(checkpoint: str | Path, shards: str | Path | list, out_dir: st
     write_report(report, out_dir, overwrite=overwrite)
     report["out_dir"] = str(out_dir)
     return report
-
-
-def run_eval_stage(checkpoint: str | Path, manifests: list[str | Path], out_dir: str | Path,
-                   switch: str | None = "ctu", device: str | None = None) -> dict[str, Any]:
-    """Demo stage: evaluate, print the per-QP table and where the report is; return a summary.
-
-    Returns {"out_dir", "report_md", "per_qp", "overall", "seconds"}.
-    """
-    from codecnn.evaluate.report import per_qp_table
-
-    t0 = time.perf_counter()
-    report = evaluate_manifests(checkpoint, manifests, out_dir, switch=switch, device=device,
-                                overwrite=True,
-                                command=["codecnn", "eval", "--model", str(checkpoint),
-                                         *(["--switch", switch] if switch else []),
-                                         *(["--device", device] if device else []),
-                                         "--overwrite", "-o", str(out_dir),
-                                         *[a for m in manifests for a in ("--manifest", str(m))]])
-    s = report["summary"]
-    print(per_qp_table(s, switch))
-    o = s["overall"]
-    line = f"BD-rate (PCHIP) always on: {_pct(o.get('bd_rate_pchip'))}"
-    if switch:
-        line += f"; with {switch} switching: {_pct(o.get('switch_bd_rate_pchip'))}"
-    print(line)
-    md = Path(out_dir) / "report.md"
-    print(f"report: {md}")
-    return {"out_dir": str(out_dir), "report_md": str(md), "per_qp": s["per_qp"],
-            "overall": o, "seconds": round(time.perf_counter() - t0, 2)}
-
-
-def _pct(x: float | None) -> str:
-    return "n/a" if x is None else f"{x:+.2f} %"

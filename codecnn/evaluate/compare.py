@@ -318,7 +318,7 @@ def compare(paths: list[str | Path], out_dir: str | Path, overwrite: bool = Fals
             allow_different_data: bool = False) -> dict[str, Any]:
     """Compare runs/reports; writes OUT/compare.md, compare.json and compare.png (the
     directory atomically; an existing one only with overwrite). Returns the record."""
-    from codecnn.evaluate.report import atomic_dir
+    from codecnn.io.atomic import atomic_dir
 
     out = Path(out_dir)
     if out.exists() and not overwrite:

@@ -7,15 +7,12 @@ when complete; an existing report is replaced only with overwrite=True.
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from codecnn.errors import DataError
-from codecnn.io.atomic import temporary_sibling
+from codecnn.io.atomic import atomic_dir
+from codecnn.io.paths import relative_within
 
 CONFIG_NOTES = {
     "ai": ("All Intra: no picture is predicted from another, so a filter applied after "
@@ -27,31 +24,13 @@ CONFIG_NOTES = {
 }
 
 
-def atomic_dir(out_dir: str | Path, write: Callable[[Path], None], overwrite: bool) -> Path:
-    """Run `write(tmp_dir)` and rename tmp_dir to out_dir; DataError if out_dir exists."""
-    out = Path(out_dir)
-    if out.exists() and not overwrite:
-        raise DataError(f"{out}: already exists (use --overwrite to replace it)")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temporary_sibling(out)
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    try:
-        write(tmp)
-        if out.exists():
-            if out.is_dir():
-                shutil.rmtree(out)
-            else:
-                out.unlink()
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out
-
-
 def _fmt(x: Any, spec: str = ".3f") -> str:
     return "–" if x is None else format(x, spec)
+
+
+def _shown(path: str | None, where: Path) -> str | None:
+    """A path as report.md shows it: relative to the report when it is close by."""
+    return None if path is None or ":" in str(path) else relative_within(path, where)
 
 
 def _slug(name: str) -> str:
@@ -84,107 +63,140 @@ def _plots(report: dict[str, Any], d: Path) -> list[str]:
     return made
 
 
-def _markdown(report: dict[str, Any], plots: list[str]) -> str:
+def _markdown(report: dict[str, Any], plots: list[str], where: Path) -> str:
+    """report.md; paths near the report (`where`) are shown relative to it."""
     m = report["model"]
-    s = report["summary"]
-    switch = report.get("switch")
     lines = ["# codecnn evaluation report", ""]
-    lines += [f"Model **{m.get('name')}** from `{m.get('checkpoint')}` (step {m.get('step')}): "
+    lines += [f"Model **{m.get('name')}** from `{_shown(m.get('checkpoint'), where)}` "
+              f"(step {m.get('step')}): "
               f"input planes {', '.join(m['planes'])}, border {m['border']}, "
               f"{m['params']:,} parameters, **{m['kmac_per_pixel']:.2f} kMAC/pixel**.", ""]
     if report.get("kind") == "shards":
-        lines += [f"Data: {len(report['shards'])} HDF5 shard(s); PSNR-Y per picture over the "
-                  "CTUs stored in the shards (valid area only), averaged over pictures, then "
-                  "sequences.", ""]
-        lines += ["| QP | sequences | patches | PSNR-Y rec (dB) | PSNR-Y filtered (dB) "
-                  "| gain (dB) |",
-                  "|---:|---:|---:|---:|---:|---:|"]
-        for r in s["per_qp"]:
-            lines.append(f"| {r['qp']} | {r['sequences']} | {r['patches']} | "
-                         f"{_fmt(r['psnr_rec'])} | {_fmt(r['psnr_filt'])} | "
-                         f"{_fmt(r['gain'], '+.4f')} |")
-        lines.append("")
+        lines += _md_shards(report["summary"], report)
     else:
-        configs = sorted({r["config"] for r in report["results"]})
-        lines += ["## Configuration", ""]
-        for c in configs:
-            lines.append(f"- {CONFIG_NOTES.get(c, f'Configuration {c!r}.')}")
-        lines += ["- PSNR-Y per frame with peak (1 << bit depth) − 1, averaged over frames, "
-                  "then over sequences; bitrate from the real bitstream size.",
-                  "- BD-rate / BD-PSNR: Bjøntegaard with piecewise cubic (PCHIP) interpolation "
-                  "as in the JVET CTC sheet; the classic cubic fit beside it.", ""]
-        if switch:
-            lines += [f"- Switching: {switch}-level on/off decided against the original, one "
-                      f"flag bit per {'CTU' if switch == 'ctu' else 'picture'} added to the "
-                      "bitrate.", ""]
-        o = s["overall"]
-        lines += ["## Summary", ""]
-        lines.append(f"- Mean PSNR-Y gain, always on: **{_fmt(o['gain'], '+.4f')} dB**; "
-                     f"BD-rate (PCHIP) **{_fmt(o.get('bd_rate_pchip'), '+.2f')} %**, "
-                     f"BD-PSNR {_fmt(o.get('bd_psnr_pchip'), '+.4f')} dB "
-                     f"(BD averaged over {len(o.get('bd_sequences', []))} sequence(s)).")
-        if o.get("bd_excluded"):
-            lines.append("- No BD numbers (fewer than 4 QPs or no overlapping range) for: "
-                         + ", ".join(o["bd_excluded"]) + ".")
-        if switch:
-            lines.append(f"- With {switch} switching: gain **{_fmt(o['switch_gain'], '+.4f')} "
-                         f"dB**; BD-rate **{_fmt(o.get('switch_bd_rate_pchip'), '+.2f')} %**, "
-                         f"BD-PSNR {_fmt(o.get('switch_bd_psnr_pchip'), '+.4f')} dB; "
-                         f"{100 * o['share_on']:.1f} % switched on.")
-        lines.append("")
-        lines += ["## Per QP (averaged over sequences)", ""]
-        head = "| QP | sequences | kbit/s | PSNR-Y anchor | PSNR-Y filtered | gain (dB) |"
-        sep = "|---:|---:|---:|---:|---:|---:|"
-        if switch:
-            head += " switched gain (dB) | on (%) |"
-            sep += "---:|---:|"
-        lines += [head, sep]
-        for r in s["per_qp"]:
-            row = (f"| {r['qp']} | {r['sequences']} | {_fmt(r['bitrate_kbps'], '.1f')} | "
-                   f"{_fmt(r['psnr_rec'])} | {_fmt(r['psnr_filt'])} | {_fmt(r['gain'], '+.4f')} |")
-            if switch:
-                row += f" {_fmt(r['switch_gain'], '+.4f')} | {100 * r['share_on']:.1f} |"
-            lines.append(row)
-        lines += ["", "## Per sequence (BD vs the anchor, luma)", ""]
-        head = ("| sequence | QPs | gain (dB) | BD-rate PCHIP (%) | BD-PSNR PCHIP (dB) | "
-                "BD-rate cubic (%) |")
-        sep = "|---|---|---:|---:|---:|---:|"
-        if switch:
-            head += " switched BD-rate (%) | switched BD-PSNR (dB) |"
-            sep += "---:|---:|"
-        lines += [head, sep]
-        for name, e in s["sequences"].items():
-            f = e["filtered"]
-            row = (f"| {name} | {','.join(map(str, e['qps']))} | {_fmt(e['gain'], '+.4f')} | "
-                   f"{_fmt(f['pchip']['bd_rate'], '+.2f')} | {_fmt(f['pchip']['bd_psnr'], '+.4f')}"
-                   f" | {_fmt(f.get('cubic', {}).get('bd_rate'), '+.2f')} |")
-            if switch:
-                w = e["switched"]["pchip"]
-                row += f" {_fmt(w['bd_rate'], '+.2f')} | {_fmt(w['bd_psnr'], '+.4f')} |"
-            lines.append(row)
-        lines += ["", "## Per sequence and QP", "",
-                  "| sequence | QP | config | frames | kbit/s | PSNR-Y anchor | PSNR-Y filtered |"
-                  " gain (dB) |", "|---|---:|---|---:|---:|---:|---:|---:|"]
-        for r in sorted(report["results"], key=lambda r: (r["source"], r["qp"])):
-            lines.append(f"| {r['source']} | {r['qp']} | {r['config']} | {r['frames']} | "
-                         f"{r['bitrate_kbps']:.1f} | {r['psnr_rec']:.3f} | {r['psnr_filt']:.3f} | "
-                         f"{r['gain']:+.4f} |")
-        lines.append("")
-    stats = [r for r in report.get("results", []) if r.get("block_stats")]
-    if stats:
-        lines += ["## Block statistics for YUView", "",
-                  "One VTM-style statistics file per sequence and QP. In YUView open the "
-                  "decoded video named below and the `.vtmbmsstats` file, select both, "
-                  "right-click and \"Add Overlay\". `CTU_gain_mdB` is 10·log10(SSE rec / "
-                  "SSE filtered) per CTU of every frame, in thousandths of a dB"
-                  + ("; `CTU_on` is 1 where the filter stays on after "
-                     f"{switch} switching." if switch else "."), ""]
-        lines += [f"- `{r['block_stats']}` over `{r['reconstruction']}` ({r['width']}x"
-                  f"{r['height']}, {r['bit_depth']}-bit 4:2:0)" for r in stats]
-        lines.append("")
+        lines += _md_summary(report["summary"], report) + _md_tables(report["summary"], report)
+    lines += _md_block_stats(report, where)
     if plots:
         lines += ["## Plots", ""] + [f"![{p}]({p})" for p in plots] + [""]
-    lines += ["## Commands", "", "```", " ".join(report.get("command") or []), "```", ""]
+    lines += _md_commands(report)
+    return "\n".join(lines)
+
+
+def _md_shards(s: dict[str, Any], report: dict[str, Any]) -> list[str]:
+    """The per-QP table of a report on shards."""
+    lines = [f"Data: {len(report['shards'])} HDF5 shard(s); PSNR-Y per picture over the "
+             "CTUs stored in the shards (valid area only), averaged over pictures, then "
+             "sequences.", ""]
+    lines += ["| QP | sequences | patches | PSNR-Y rec (dB) | PSNR-Y filtered (dB) "
+              "| gain (dB) |",
+              "|---:|---:|---:|---:|---:|---:|"]
+    for r in s["per_qp"]:
+        lines.append(f"| {r['qp']} | {r['sequences']} | {r['patches']} | "
+                     f"{_fmt(r['psnr_rec'])} | {_fmt(r['psnr_filt'])} | "
+                     f"{_fmt(r['gain'], '+.4f')} |")
+    lines.append("")
+    return lines
+
+
+def _md_summary(s: dict[str, Any], report: dict[str, Any]) -> list[str]:
+    """What the numbers of a report on coded sequences mean, and their overall averages."""
+    switch = report.get("switch")
+    configs = sorted({r["config"] for r in report["results"]})
+    lines = ["## Configuration", ""]
+    for c in configs:
+        lines.append(f"- {CONFIG_NOTES.get(c, f'Configuration {c!r}.')}")
+    lines += ["- PSNR-Y per frame with peak (1 << bit depth) − 1, averaged over frames, "
+              "then over sequences; bitrate from the real bitstream size.",
+              "- BD-rate / BD-PSNR: Bjøntegaard with piecewise cubic (PCHIP) interpolation "
+              "as in the JVET CTC sheet; the classic cubic fit beside it.", ""]
+    if switch:
+        lines += [f"- Switching: {switch}-level on/off decided against the original, one "
+                  f"flag bit per {'CTU' if switch == 'ctu' else 'picture'} added to the "
+                  "bitrate.", ""]
+    o = s["overall"]
+    lines += ["## Summary", ""]
+    lines.append(f"- Mean PSNR-Y gain, always on: **{_fmt(o['gain'], '+.4f')} dB**; "
+                 f"BD-rate (PCHIP) **{_fmt(o.get('bd_rate_pchip'), '+.2f')} %**, "
+                 f"BD-PSNR {_fmt(o.get('bd_psnr_pchip'), '+.4f')} dB "
+                 f"(BD averaged over {len(o.get('bd_sequences', []))} sequence(s)).")
+    if o.get("bd_excluded"):
+        lines.append("- No BD numbers (fewer than 4 QPs or no overlapping range) for: "
+                     + ", ".join(o["bd_excluded"]) + ".")
+    if switch:
+        lines.append(f"- With {switch} switching: gain **{_fmt(o['switch_gain'], '+.4f')} "
+                     f"dB**; BD-rate **{_fmt(o.get('switch_bd_rate_pchip'), '+.2f')} %**, "
+                     f"BD-PSNR {_fmt(o.get('switch_bd_psnr_pchip'), '+.4f')} dB; "
+                     f"{100 * o['share_on']:.1f} % switched on.")
+    lines.append("")
+    return lines
+
+
+def _md_tables(s: dict[str, Any], report: dict[str, Any]) -> list[str]:
+    """Per QP, per sequence (BD numbers), per sequence and QP."""
+    switch = report.get("switch")
+    lines = ["## Per QP (averaged over sequences)", ""]
+    head = "| QP | sequences | kbit/s | PSNR-Y anchor | PSNR-Y filtered | gain (dB) |"
+    sep = "|---:|---:|---:|---:|---:|---:|"
+    if switch:
+        head += " switched gain (dB) | on (%) |"
+        sep += "---:|---:|"
+    lines += [head, sep]
+    for r in s["per_qp"]:
+        row = (f"| {r['qp']} | {r['sequences']} | {_fmt(r['bitrate_kbps'], '.1f')} | "
+               f"{_fmt(r['psnr_rec'])} | {_fmt(r['psnr_filt'])} | {_fmt(r['gain'], '+.4f')} |")
+        if switch:
+            row += f" {_fmt(r['switch_gain'], '+.4f')} | {100 * r['share_on']:.1f} |"
+        lines.append(row)
+    lines += ["", "## Per sequence (BD vs the anchor, luma)", ""]
+    head = ("| sequence | QPs | gain (dB) | BD-rate PCHIP (%) | BD-PSNR PCHIP (dB) | "
+            "BD-rate cubic (%) |")
+    sep = "|---|---|---:|---:|---:|---:|"
+    if switch:
+        head += " switched BD-rate (%) | switched BD-PSNR (dB) |"
+        sep += "---:|---:|"
+    lines += [head, sep]
+    for name, e in s["sequences"].items():
+        f = e["filtered"]
+        row = (f"| {name} | {','.join(map(str, e['qps']))} | {_fmt(e['gain'], '+.4f')} | "
+               f"{_fmt(f['pchip']['bd_rate'], '+.2f')} | {_fmt(f['pchip']['bd_psnr'], '+.4f')}"
+               f" | {_fmt(f.get('cubic', {}).get('bd_rate'), '+.2f')} |")
+        if switch:
+            w = e["switched"]["pchip"]
+            row += f" {_fmt(w['bd_rate'], '+.2f')} | {_fmt(w['bd_psnr'], '+.4f')} |"
+        lines.append(row)
+    lines += ["", "## Per sequence and QP", "",
+              "| sequence | QP | config | frames | kbit/s | PSNR-Y anchor | PSNR-Y filtered |"
+              " gain (dB) |", "|---|---:|---|---:|---:|---:|---:|---:|"]
+    for r in sorted(report["results"], key=lambda r: (r["source"], r["qp"])):
+        lines.append(f"| {r['source']} | {r['qp']} | {r['config']} | {r['frames']} | "
+                     f"{r['bitrate_kbps']:.1f} | {r['psnr_rec']:.3f} | {r['psnr_filt']:.3f} | "
+                     f"{r['gain']:+.4f} |")
+    lines.append("")
+    return lines
+
+
+def _md_block_stats(report: dict[str, Any], where: Path) -> list[str]:
+    """Where the YUView block-statistics files are, and how to open them."""
+    switch = report.get("switch")
+    stats = [r for r in report.get("results", []) if r.get("block_stats")]
+    if not stats:
+        return []
+    lines = ["## Block statistics for YUView", "",
+             "One VTM-style statistics file per sequence and QP. In YUView open the "
+             "decoded video named below and the `.vtmbmsstats` file, select both, "
+             "right-click and \"Add Overlay\". `CTU_gain_mdB` is 10·log10(SSE rec / "
+             "SSE filtered) per CTU of every frame, in thousandths of a dB"
+             + ("; `CTU_on` is 1 where the filter stays on after "
+                f"{switch} switching." if switch else "."), ""]
+    lines += [f"- `{r['block_stats']}` over `{_shown(r['reconstruction'], where)}` ({r['width']}x"
+              f"{r['height']}, {r['bit_depth']}-bit 4:2:0)" for r in stats]
+    lines.append("")
+    return lines
+
+
+def _md_commands(report: dict[str, Any]) -> list[str]:
+    """The eval command line and the encoding/decoding commands from the manifests."""
+    lines = ["## Commands", "", "```", " ".join(report.get("command") or []), "```", ""]
     enc = [(r["source"], r["qp"], r.get("commands") or {}) for r in report.get("results", [])]
     if any(c for *_, c in enc):
         # The FFmpeg binary is named once, not in every line.
@@ -196,22 +208,22 @@ def _markdown(report: dict[str, Any], plots: list[str]) -> str:
                 shown = ["ffmpeg", *map(str, argv[1:])] if argv else []
                 lines.append(f"- {source} QP{qp} {step}: `{' '.join(shown)}`")
         lines.append("")
-    return "\n".join(lines)
+    return lines
 
 
 def write_block_stats_file(r: dict[str, Any], stats: dict[str, Any], d: Path) -> str:
     """`<source>_qp<QP>.vtmbmsstats` in `d`: per CTU of every frame (POC = frame index of
     the reconstruction) the gain in milli-dB and, when switching, the on flag. Returns the
     file name."""
-    from codecnn.evaluate.tiling import CtuGrid
     from codecnn.io.blockstats import StatType, write_block_stats
+    from codecnn.io.grid import CtuGrid
 
     gain, on = stats["gain_mdb"], stats["on"]
     lim = max(1, int(abs(gain).max()))  # a colour range symmetric about 0 dB
     types = [StatType("CTU_gain_mdB", "Integer", (-lim, lim))]
     if on is not None:
         types.append(StatType("CTU_on", "Flag"))
-    blocks = list(CtuGrid(r["width"], r["height"], stats["ctu"]))
+    blocks = CtuGrid(r["width"], r["height"], stats["ctu"], border=0).positions()
 
     def pictures():
         for k in range(len(gain)):
@@ -240,7 +252,7 @@ def write_report(report: dict[str, Any], out_dir: str | Path, overwrite: bool = 
         plots = _plots(report, d)
         report["plots"] = plots
         (d / "report.json").write_text(json.dumps(report, indent=1) + "\n")
-        (d / "report.md").write_text(_markdown(report, plots))
+        (d / "report.md").write_text(_markdown(report, plots, Path(out_dir)))
 
     return atomic_dir(out_dir, write, overwrite)
 

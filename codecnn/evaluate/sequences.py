@@ -9,11 +9,11 @@ from typing import Any
 import numpy as np
 
 from codecnn.codec.manifest import CodedSequence, load_manifest
+from codecnn.codec.manifest_maps import open_sequence_map, picture_qp
 from codecnn.errors import DataError
-from codecnn.evaluate.sideinfo import open_sequence_map, picture_qp
 from codecnn.evaluate.switching import ctu_gain_db, switch_picture
 from codecnn.evaluate.tiling import TiledFilter
-from codecnn.io.metrics import mse_to_psnr, sse
+from codecnn.io.metrics import PsnrAccumulator, mse_to_psnr, sse
 from codecnn.io.yuv import YuvFormat, open_yuv
 
 
@@ -82,10 +82,10 @@ def evaluate_sequence(tf: TiledFilter, seq: CodedSequence, switch: str | None,
             raise DataError(f"{where}: model uses the depth plane but {seq.source} has no "
                             "depth map")
         depth_map = open_sequence_map(seq, "depth", where)
+    versions = ("rec", "filt", "switch") if switch else ("rec", "filt")
+    acc = PsnrAccumulator(seq.bit_depth, versions)
     frames: list[dict[str, Any]] = []
-    flag_bits = 0
-    ctus_on = ctus_total = 0
-    gain_map = None
+    gain_map, flag_bits = None, 0
     gains_mdb, ons = [], []
     bar = tqdm(range(seq.frames), desc=f"{seq.source} qp{seq.qp}", unit="frame",
                file=sys.stderr, disable=None if progress else True, leave=False)
@@ -94,28 +94,19 @@ def evaluate_sequence(tf: TiledFilter, seq: CodedSequence, switch: str | None,
         qp = qp_map.frame(k) if qp_map is not None else picture_qp(seq, k)
         depth = depth_map.frame(k) if depth_map is not None else None
         f = tf.filter(r, qp, depth, where=where)
-        n = r.size
-        row = {
-            "poc": seq.pictures[k].poc if k < len(seq.pictures) else k,
-            "slice_type": seq.pictures[k].slice_type if k < len(seq.pictures) else None,
-            "slice_qp": picture_qp(seq, k),
-            "psnr_rec": mse_to_psnr(sse(o, r) / n, seq.bit_depth),
-            "psnr_filt": mse_to_psnr(sse(o, f) / n, seq.bit_depth),
-        }
         sw = switch_picture(o, r, f, switch or "none", tf.ctu)
+        errors = {"rec": sse(o, r), "filt": sse(o, f)}
         if switch:
-            row["psnr_switch"] = mse_to_psnr(sse(o, sw.picture) / n, seq.bit_depth)
-            row["ctus_on"] = int(sw.on.sum()) if switch == "ctu" else int(sw.on.all())
-            row["ctus_total"] = int(sw.on.size) if switch == "ctu" else 1
-            flag_bits += sw.flag_bits
-            ctus_on += row["ctus_on"]
-            ctus_total += row["ctus_total"]
+            errors["switch"] = sse(o, sw.picture)
+        acc.add(seq.source, seq.qp, k, r.size, **errors)
+        frames.append(_frame_row(seq, k, errors, r.size, sw, switch))
+        flag_bits += sw.flag_bits
         g = ctu_gain_db(sw.sse_rec, sw.sse_filt)
         gains_mdb.append(np.rint(1000 * g).astype(np.int32))
         ons.append(sw.on)
         if k == ctu_map_frame:
             gain_map = g.round(4).tolist()
-        frames.append(row)
+    (scores,) = acc.sequence_rows()
     out: dict[str, Any] = {
         "source": seq.source, "qp": seq.qp, "config": seq.config, "codec": seq.codec,
         "width": seq.width, "height": seq.height, "bit_depth": seq.bit_depth,
@@ -123,8 +114,7 @@ def evaluate_sequence(tf: TiledFilter, seq: CodedSequence, switch: str | None,
         "original": seq.original, "reconstruction": seq.reconstruction,
         "bitstream": seq.bitstream, "bitstream_bits": seq.bitstream_bits,
         "bitrate_kbps": seq.bitrate_kbps,
-        "psnr_rec": float(np.mean([r["psnr_rec"] for r in frames])),
-        "psnr_filt": float(np.mean([r["psnr_filt"] for r in frames])),
+        "psnr_rec": scores["psnr_rec"], "psnr_filt": scores["psnr_filt"],
         "ctu_gain_map": {"frame": ctu_map_frame, "ctu": tf.ctu, "db": gain_map},
         "per_frame": frames,
         "ctu_stats": {"ctu": tf.ctu, "gain_mdb": np.stack(gains_mdb),
@@ -133,15 +123,41 @@ def evaluate_sequence(tf: TiledFilter, seq: CodedSequence, switch: str | None,
     }
     out["gain"] = out["psnr_filt"] - out["psnr_rec"]
     if switch:
-        psnr_sw = float(np.mean([r["psnr_switch"] for r in frames]))
-        out["switch"] = {
-            "mode": switch,
-            "psnr": psnr_sw,
-            "gain": psnr_sw - out["psnr_rec"],
-            "flag_bits": flag_bits,
-            "bitrate_kbps": (seq.bitstream_bits + flag_bits) * seq.fps / seq.frames / 1000.0,
-            "on": ctus_on,
-            "total": ctus_total,
-            "share_on": ctus_on / ctus_total if ctus_total else 0.0,
-        }
+        out["switch"] = _switch_summary(seq, switch, frames, flag_bits, scores["psnr_switch"],
+                                        out["psnr_rec"])
     return out
+
+
+def _frame_row(seq: CodedSequence, k: int, errors: dict[str, float], samples: int,
+               sw, switch: str | None) -> dict[str, Any]:
+    """One picture's row of per_frame: POC, slice type and QP, PSNR-Y of each version and,
+    when switching, how many of its CTUs keep the filter."""
+    row = {
+        "poc": seq.pictures[k].poc if k < len(seq.pictures) else k,
+        "slice_type": seq.pictures[k].slice_type if k < len(seq.pictures) else None,
+        "slice_qp": picture_qp(seq, k),
+        "psnr_rec": mse_to_psnr(errors["rec"] / samples, seq.bit_depth),
+        "psnr_filt": mse_to_psnr(errors["filt"] / samples, seq.bit_depth),
+    }
+    if switch:
+        row["psnr_switch"] = mse_to_psnr(errors["switch"] / samples, seq.bit_depth)
+        row["ctus_on"] = int(sw.on.sum()) if switch == "ctu" else int(sw.on.all())
+        row["ctus_total"] = int(sw.on.size) if switch == "ctu" else 1
+    return row
+
+
+def _switch_summary(seq: CodedSequence, switch: str, frames: list[dict[str, Any]],
+                    flag_bits: int, psnr_switch: float, psnr_rec: float) -> dict[str, Any]:
+    """The switched filter of one sequence: PSNR-Y, gain, rate with its flag bits, CTUs on."""
+    on = sum(r["ctus_on"] for r in frames)
+    total = sum(r["ctus_total"] for r in frames)
+    return {
+        "mode": switch,
+        "psnr": psnr_switch,
+        "gain": psnr_switch - psnr_rec,
+        "flag_bits": flag_bits,
+        "bitrate_kbps": (seq.bitstream_bits + flag_bits) * seq.fps / seq.frames / 1000.0,
+        "on": on,
+        "total": total,
+        "share_on": on / total if total else 0.0,
+    }

@@ -7,9 +7,8 @@ import math
 from collections import defaultdict
 from typing import Any
 
-import numpy as np
-
 from codecnn.evaluate.bd import bd_psnr, bd_rate
+from codecnn.io.metrics import mean_of, mean_per_qp
 
 # Four rate points as in the JVET common test conditions, for either interpolation: with fewer,
 # a sequence gets no BD numbers (and a note) rather than a number computed differently.
@@ -41,14 +40,12 @@ def _num(x: float) -> float | None:
     return None if x is None or math.isnan(x) else float(x)
 
 
-def _mean(values: list) -> float | None:
-    vals = [v for v in values if v is not None]
-    return float(np.mean(vals)) if vals else None
-
-
 def summarise(results: list[dict[str, Any]], switch: str | None,
               methods: tuple[str, ...] = ("pchip", "cubic")) -> dict[str, Any]:
     """Per-sequence BD numbers, per-QP averages and overall averages of evaluate_sequence rows.
+
+    The per-QP rows are the scorer's sequence → QP step (codecnn.io.metrics.mean_per_qp) over
+    each sequence's per-picture means.
 
     The always-on filter keeps the anchor's bitrate (nothing is signalled); the switched one
     pays its flag bits.
@@ -64,28 +61,20 @@ def summarise(results: list[dict[str, Any]], switch: str | None,
             entry["filtered"][m] = _bd(pts, "bitrate_kbps", "psnr_filt", m)
             if switch:
                 entry["switched"][m] = _bd(pts, "switch.bitrate_kbps", "switch.psnr", m)
-        entry["gain"] = _mean([p["gain"] for p in pts])
+        entry["gain"] = mean_of([p["gain"] for p in pts])
         if switch:
-            entry["switch_gain"] = _mean([p["switch"]["gain"] for p in pts])
+            entry["switch_gain"] = mean_of([p["switch"]["gain"] for p in pts])
         sequences[source] = entry
-    per_qp = []
-    for qp in sorted({r["qp"] for r in results}):
-        rows = [r for r in results if r["qp"] == qp]
-        row: dict[str, Any] = {
-            "qp": qp, "sequences": len(rows),
-            "bitrate_kbps": _mean([r["bitrate_kbps"] for r in rows]),
-            "psnr_rec": _mean([r["psnr_rec"] for r in rows]),
-            "psnr_filt": _mean([r["psnr_filt"] for r in rows]),
-            "gain": _mean([r["gain"] for r in rows]),
-        }
-        if switch:
-            row["switch_psnr"] = _mean([r["switch"]["psnr"] for r in rows])
-            row["switch_gain"] = _mean([r["switch"]["gain"] for r in rows])
+    per_qp = mean_per_qp(results, ("bitrate_kbps", "psnr_rec", "psnr_filt", "gain"))
+    if switch:
+        for row in per_qp:
+            rows = [r for r in results if r["qp"] == row["qp"]]
+            row["switch_psnr"] = mean_of([r["switch"]["psnr"] for r in rows])
+            row["switch_gain"] = mean_of([r["switch"]["gain"] for r in rows])
             on = sum(r["switch"]["on"] for r in rows)
             total = sum(r["switch"]["total"] for r in rows)
             row["share_on"] = on / total if total else 0.0
-        per_qp.append(row)
-    overall: dict[str, Any] = {"gain": _mean([r["gain"] for r in per_qp])}
+    overall: dict[str, Any] = {"gain": mean_of([r["gain"] for r in per_qp])}
     # BD averages run over the sequences that have BD numbers; say which, so averages of
     # different sequence sets are never presented side by side without a word.
     with_bd = [name for name, s in sequences.items()
@@ -93,15 +82,15 @@ def summarise(results: list[dict[str, Any]], switch: str | None,
     overall["bd_sequences"] = with_bd
     overall["bd_excluded"] = sorted(set(sequences) - set(with_bd))
     for m in methods:
-        overall[f"bd_rate_{m}"] = _mean([s["filtered"][m]["bd_rate"] for s in sequences.values()])
-        overall[f"bd_psnr_{m}"] = _mean([s["filtered"][m]["bd_psnr"] for s in sequences.values()])
+        overall[f"bd_rate_{m}"] = mean_of([s["filtered"][m]["bd_rate"] for s in sequences.values()])
+        overall[f"bd_psnr_{m}"] = mean_of([s["filtered"][m]["bd_psnr"] for s in sequences.values()])
         if switch:
-            overall[f"switch_bd_rate_{m}"] = _mean(
+            overall[f"switch_bd_rate_{m}"] = mean_of(
                 [s["switched"][m]["bd_rate"] for s in sequences.values()])
-            overall[f"switch_bd_psnr_{m}"] = _mean(
+            overall[f"switch_bd_psnr_{m}"] = mean_of(
                 [s["switched"][m]["bd_psnr"] for s in sequences.values()])
     if switch:
-        overall["switch_gain"] = _mean([r["switch_gain"] for r in per_qp])
+        overall["switch_gain"] = mean_of([r["switch_gain"] for r in per_qp])
         on = sum(r["switch"]["on"] for r in results)
         total = sum(r["switch"]["total"] for r in results)
         overall["share_on"] = on / total if total else 0.0

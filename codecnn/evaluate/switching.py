@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from codecnn.evaluate.tiling import CtuGrid
+from codecnn.io.grid import CtuGrid
 
 MODES = ("none", "ctu", "frame")
 

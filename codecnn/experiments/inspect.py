@@ -79,8 +79,8 @@ def patches_from_yuv(rec: str, orig: str, planes: tuple[str, ...], sample: int, 
                      qp: int | None = None) -> Patches:
     """Up to `sample` CTUs of a decoded YUV (raster order, frame after frame) with the true
     residual from its original; `qp` fills the QP plane (the slice QP)."""
-    from codecnn.datasets.shards import QP_SCALE
-    from codecnn.extract.grid import CtuGrid
+    from codecnn.io.grid import CtuGrid
+    from codecnn.io.shard import normalise
     from codecnn.io.yuv import open_yuv
 
     if "depth" in planes:
@@ -102,9 +102,8 @@ def patches_from_yuv(rec: str, orig: str, planes: tuple[str, ...], sample: int, 
     for k in range(frames):
         rp = grid.cut(np.asarray(r.luma(k)), positions, dtype=np.float32)
         op = grid.cut(np.asarray(o.luma(k)), positions, border=0, dtype=np.float32)
-        stack = [rp / peak if p == "rec" else np.full_like(rp, float(qp) / QP_SCALE)
-                 for p in planes]
-        ins.append(np.stack(stack, axis=1))
+        ins.append(normalise(np.stack([rp if p == "rec" else np.full_like(rp, qp)
+                                       for p in planes], axis=1), planes, peak))
         tgt.append((op - rp[:, border:border + 128, border:border + 128])[:, None] / peak)
         v = np.zeros((per_frame, 1, 128, 128), np.float32)
         for i, p in enumerate(positions):

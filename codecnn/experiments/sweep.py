@@ -1,7 +1,7 @@
 """Bayesian optimisation of training hyper-parameters (`codecnn sweep`).
 
     SWEEP/sweep.json            the settings (space, data, seed, steps, init points)
-    SWEEP/trial_000/            a real training run (codecnn.train.train_rdn) plus
+    SWEEP/trial_000/            a real training run (codecnn.train.train_model) plus
         trial.json              its parameters, written before it trains
         result.json             its score, written when it has finished
     SWEEP/results.{md,json,csv}     the table, rewritten after every trial
@@ -13,9 +13,9 @@ seeded by (seed, trial), the later ones the suggestion (upper confidence bound) 
 bayes_opt optimiser seeded the same way with every earlier trial registered. Nothing else
 carries state, so a sweep killed anywhere and run again rebuilds the optimiser from the
 finished trials and proposes exactly what the uninterrupted sweep would have; an unfinished
-trial continues from its last checkpoint (train_rdn's exact resume) with the parameters its
+trial continues from its last checkpoint (train_model's exact resume) with the parameters its
 trial.json recorded. The score is the trial's best validation PSNR-Y gain (best_metric, dB,
-the mean over QPs), the number train_rdn chooses checkpoints by.
+the mean over QPs), the number train_model chooses checkpoints by.
 """
 
 from __future__ import annotations
@@ -259,7 +259,7 @@ def run_trial(settings: SweepSettings, sweep_dir: Path, k: int, *, writer: bool 
               progress: bool = True, command: list[str] | None = None) -> dict[str, Any]:
     """Run (or continue, or just read) trial k; returns trial.json merged with result.json."""
     from codecnn.models import read_checkpoint
-    from codecnn.train import NonFiniteLoss, load_run_config, train_rdn
+    from codecnn.train import NonFiniteLoss, load_run_config, train_model
 
     tdir = trial_dir(sweep_dir, k)
     trial, result = _read_json(tdir / "trial.json"), _read_json(tdir / "result.json")
@@ -277,11 +277,11 @@ def run_trial(settings: SweepSettings, sweep_dir: Path, k: int, *, writer: bool 
     status, val_rows = "done", []
     try:
         if step is None:
-            s = train_rdn(config, tdir, overwrite=True, command=command, progress=progress)
+            s = train_model(config, tdir, overwrite=True, command=command, progress=progress)
         elif step < config.steps:
-            # the config the run started with (written by train_rdn), not a rebuilt one
-            s = train_rdn(load_run_config(tdir), tdir, resume=True, command=command,
-                          progress=progress)
+            # the config the run started with (written by train_model), not a rebuilt one
+            s = train_model(load_run_config(tdir), tdir, resume=True, command=command,
+                            progress=progress)
         else:  # trained to the end, killed before its result was written
             s = {"best_metric": read_checkpoint(last).get("best_metric"), "val": []}
         best, val_rows = s["best_metric"], s["val"]

@@ -183,21 +183,19 @@ class _Builder:
 
 def input_shifts(planes: tuple[str, ...], bit_depth: int) -> list[int]:
     """Left shift per raw input plane so its largest value spans about INPUT_BITS bits."""
-    from codecnn.evaluate.tiling import PLANE_SCALE
+    from codecnn.io.shard import plane_scales
 
     out = []
-    for p in planes:
-        top = (1 << bit_depth) - 1 if p == "rec" else PLANE_SCALE[p]
+    for top in plane_scales(planes, (1 << bit_depth) - 1):
         out.append(max(0, math.floor(math.log2(((1 << INPUT_BITS) - 1) / top))))
     return out
 
 
 def plane_scales(planes: tuple[str, ...], bit_depth: int) -> list[float]:
-    """The training normalisation per plane: rec/peak, qp/63, depth/8 (codecnn.datasets)."""
-    from codecnn.evaluate.tiling import PLANE_SCALE
+    """The training normalisation per plane: rec/peak, qp/63, depth/8 (codecnn.io.shard)."""
+    from codecnn.io.shard import plane_scales as scales
 
-    return [float((1 << bit_depth) - 1) if p == "rec" else float(PLANE_SCALE[p])
-            for p in planes]
+    return scales(planes, (1 << bit_depth) - 1)
 
 
 def quantise_rdn(model, calib_raw: np.ndarray, bit_depth: int,

@@ -50,7 +50,7 @@ def measure_variants(files: dict[str, str | os.PathLike], data: list[str | os.Pa
     """Score each variant in `files` ({"float": ckpt, "onnx": path, ...}) on `data` and write
     out_dir/<variant>/report.* plus out_dir/export.json and export.md. Returns the summary."""
     from codecnn.evaluate import evaluate_data, evaluate_manifests
-    from codecnn.evaluate.report import atomic_dir
+    from codecnn.io.atomic import atomic_dir
 
     kind = data_kind(data)
     summary: dict[str, Any] = {}
@@ -63,7 +63,9 @@ def measure_variants(files: dict[str, str | os.PathLike], data: list[str | os.Pa
             if progress:
                 import sys
 
-                print(f"measuring {LABELS[name]}: {files[name]}", file=sys.stderr)
+                from tqdm import tqdm
+
+                tqdm.write(f"measuring {LABELS[name]}: {files[name]}", file=sys.stderr)
             # Float and int16 may use a GPU; onnxruntime runs on the CPU whatever is asked.
             dev = device if name in ("float", "int16") else "cpu"
             if kind == "shards":

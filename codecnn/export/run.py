@@ -123,7 +123,9 @@ class _Log:
         self.on = on
 
     def __call__(self, msg: str) -> None:
-        if self.on:
+        if self.on:  # progress on stderr, as tqdm writes it: library code never prints
             import sys
 
-            print(msg, file=sys.stderr)
+            from tqdm import tqdm
+
+            tqdm.write(msg, file=sys.stderr)

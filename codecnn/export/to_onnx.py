@@ -57,9 +57,9 @@ def onnx_metadata(info: dict[str, Any], precision: str = "fp32") -> dict[str, An
 
 
 def _scales(planes: list[str]) -> list[float | None]:
-    from codecnn.evaluate.tiling import PLANE_SCALE
+    from codecnn.io.shard import SIDE_SCALE
 
-    return [None if p == "rec" else PLANE_SCALE[p] for p in planes]
+    return [None if p == "rec" else SIDE_SCALE[p] for p in planes]
 
 
 def set_metadata(model_proto, meta: dict[str, Any]) -> None:

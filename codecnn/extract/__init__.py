@@ -1,19 +1,18 @@
 """Decoded YUV → HDF5 shards of CTU patches (132×132 by default) with QP and depth planes.
 
 `extract_yuv` (one reconstruction + original), `extract_manifests` (one shard per coded-sequence
-manifest), `run_extract_stage` (the demo stage). The shard schema is codecnn.io.shard.
+manifest). The shard schema is codecnn.io.shard.
 """
 
-from codecnn.extract.grid import CtuGrid, CtuPosition
 from codecnn.extract.run import (
     ExtractOptions,
     extract_manifest,
     extract_manifests,
     extract_yuv,
-    run_extract_stage,
     shard_name,
 )
 from codecnn.extract.shard_writer import COMPRESSIONS, DEFAULT_COMPRESSION
+from codecnn.io.grid import CtuGrid, CtuPosition
 
 __all__ = [
     "COMPRESSIONS",
@@ -24,6 +23,5 @@ __all__ = [
     "extract_manifest",
     "extract_manifests",
     "extract_yuv",
-    "run_extract_stage",
     "shard_name",
 ]

@@ -1,12 +1,12 @@
 """Extraction entry points: one reconstruction (`extract_yuv`) or many manifests
-(`extract_manifests`, one shard each, in parallel), and the demo stage `run_extract_stage`.
+(`extract_manifests`, one shard each, in parallel). They return what they wrote and print
+nothing (the demo's stage, codecnn.demo.stages, says it).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
-import time
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 
 from codecnn.codec.manifest import CodedSequence, load_manifest
+from codecnn.codec.manifest_maps import open_sequence_map, sequence_pictures
 from codecnn.errors import DataError
-from codecnn.extract.grid import CtuGrid
 from codecnn.extract.shard_writer import (
     DEFAULT_COMPRESSION,
     ShardJob,
@@ -26,6 +26,7 @@ from codecnn.extract.shard_writer import (
     write_shard,
 )
 from codecnn.io.atomic import new_directory, remove_stale_temporaries
+from codecnn.io.grid import CtuGrid
 from codecnn.io.shard import open_shard, read_attrs
 from codecnn.io.sideinfo import ConstantMap, SideMap, open_map, parse_map_format
 from codecnn.io.yuv import YuvReader, parse_yuv_name, resolve_format
@@ -203,25 +204,10 @@ def _job_from_manifest(path: Path, seq: CodedSequence, options: ExtractOptions) 
     frames = len(rec)
     if seq.frames != frames:
         raise DataError(f"{path}: manifest says {seq.frames} frames, {rec.path} has {frames}")
-    if seq.pictures:
-        if len(seq.pictures) != frames:
-            raise DataError(
-                f"{path}: manifest lists {len(seq.pictures)} pictures for {frames} frames"
-            )
-        pocs = [p.poc for p in seq.pictures]
-        slice_qps = [p.slice_qp for p in seq.pictures]
-        types = [p.slice_type for p in seq.pictures]
-    elif seq.config == "ai":
-        pocs, slice_qps, types = list(range(frames)), [seq.qp] * frames, ["I"] * frames
-    else:
-        raise DataError(f"{path}: manifest has no per-picture slice QPs ({seq.config} config)")
-    w, h, bd = seq.width, seq.height, seq.bit_depth
-    if seq.qp_map:
-        qmap: SideMap = open_map(seq.qp_map, seq.qp_map_format, "qp", w, h, pocs, bd)
-    else:
-        qmap = ConstantMap(slice_qps, w, h, "qp")
-    dmap = open_map(seq.depth_map, seq.depth_map_format, "depth", w, h, pocs, bd) \
-        if seq.depth_map else None
+    pics = sequence_pictures(seq, str(path), frames)
+    pocs, slice_qps, types = pics.pocs, pics.slice_qps, pics.slice_types
+    qmap = open_sequence_map(seq, "qp", str(path), pics)
+    dmap = open_sequence_map(seq, "depth", str(path), pics)
     return ShardJob(
         sequence=seq.source,
         nominal_qp=seq.qp,
@@ -326,27 +312,3 @@ def extract_manifests(manifests: list[str | os.PathLike], out_dir: str | os.Path
         with ProcessPoolExecutor(max_workers=jobs) as pool:
             futures = [pool.submit(extract_manifest, m, out, quiet) for m in manifests]
             return [f.result() for f in futures]
-
-
-def run_extract_stage(manifests: list[str | os.PathLike], out_dir: str | os.PathLike,
-                      jobs: int = 1) -> dict[str, Any]:
-    """Demo stage: every manifest → a shard in `out_dir`; prints patches per QP and returns
-
-    {"shards": [paths], "patches": N, "patches_per_qp": {qp: n}, "skipped": k, "seconds": s}.
-    """
-    t0 = time.perf_counter()
-    results = extract_manifests(manifests, out_dir, ExtractOptions(), jobs=jobs)
-    per_qp: Counter[int] = Counter()
-    for r in results:
-        per_qp[int(r["nominal_qp"])] += int(r["patches"])
-    summary = {
-        "shards": [r["path"] for r in results],
-        "patches": sum(per_qp.values()),
-        "patches_per_qp": dict(sorted(per_qp.items())),
-        "skipped": sum(bool(r.get("skipped")) for r in results),
-        "seconds": round(time.perf_counter() - t0, 2),
-    }
-    print(f"extract: {len(results)} shards, {summary['patches']} patches in {out_dir}")
-    for qp, n in summary["patches_per_qp"].items():
-        print(f"  QP {qp}: {n} patches")
-    return summary

@@ -21,9 +21,9 @@ import numpy as np
 
 from codecnn import __version__
 from codecnn.errors import DataError
-from codecnn.extract.grid import CtuGrid
 from codecnn.io import shard
 from codecnn.io.atomic import temporary_sibling
+from codecnn.io.grid import CtuGrid
 from codecnn.io.sideinfo import ConstantMap, SideMap
 from codecnn.io.yuv import YuvReader
 

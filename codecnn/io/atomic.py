@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+import shutil
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from codecnn.errors import DataError
 
 
 def temporary_sibling(path: str | os.PathLike) -> Path:
@@ -42,8 +45,6 @@ def remove_stale_temporaries(directory: str | os.PathLike, name: str | None = No
         if pid is None or pid == os.getpid() or _alive(pid):
             continue
         if tmp.is_dir():
-            import shutil
-
             shutil.rmtree(tmp, ignore_errors=True)
         else:
             tmp.unlink(missing_ok=True)
@@ -119,3 +120,27 @@ def save_figure_atomic(fig, path: str | os.PathLike, **savefig_kw: Any) -> Path:
     finally:
         plt.close(fig)
     return Path(path)
+
+
+def atomic_dir(out_dir: str | Path, write: Callable[[Path], None], overwrite: bool) -> Path:
+    """Run `write(tmp_dir)` and rename tmp_dir to out_dir: a directory of outputs (a report)
+    appears whole or not at all. DataError if out_dir exists and not `overwrite`."""
+    out = Path(out_dir)
+    if out.exists() and not overwrite:
+        raise DataError(f"{out}: already exists (use --overwrite to replace it)")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temporary_sibling(out)
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        write(tmp)
+        if out.exists():
+            if out.is_dir():
+                shutil.rmtree(out)
+            else:
+                out.unlink()
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out

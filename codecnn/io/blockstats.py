@@ -19,7 +19,8 @@ statistic's `[min, max]` is the range YUView's colour map spans; a `Flag` is 0 o
 that are not integers (a gain in dB) are stored scaled and say so in their name
 (`CTU_gain_mdB`: thousandths of a dB).
 
-`codecnn.io.sideinfo.parse_vtm_trace` reads these files back.
+`codecnn.io.sideinfo.parse_vtm_trace` reads these files back; `filter_vtm_trace` keeps a
+few statistics of a trace VTM wrote (a fraction of its size, still a file YUView opens).
 """
 
 from __future__ import annotations
@@ -123,3 +124,34 @@ def write_block_stats(path: str | os.PathLike, width: int, height: int,
             w.picture(poc, blocks, values)
     return path
 
+
+
+def filter_vtm_trace(src: str | os.PathLike, dst: str | os.PathLike,
+                     names: Iterable[str]) -> dict[str, set[int]]:
+    """Copy the VTM trace `src` to `dst` (atomically) with its `#` header but only the
+    statistics `names`, both in the header's type list and in the data lines. Returns
+    {name: POCs it occurs in} for the kept statistics. DataError naming the line for a
+    `BlockStat` line that is not one of VTM's shapes."""
+    from codecnn.errors import DataError
+    from codecnn.io.sideinfo import parse_blockstat_line
+
+    wanted = set(names)
+    seen: dict[str, set[int]] = {}
+    head = re.compile(r"^# Block Statistic Type: ([^;]+);")
+    with atomic_output(Path(dst)) as tmp, \
+            open(src, encoding="utf-8", errors="replace") as fin, \
+            open(tmp, "w", encoding="utf-8") as fout:
+        for number, line in enumerate(fin, 1):
+            if line.startswith("#"):
+                m = head.match(line)
+                if m is None or m.group(1).strip() in wanted:
+                    fout.write(line)
+            elif line.startswith("BlockStat"):
+                parsed = parse_blockstat_line(line)
+                if parsed is None:
+                    raise DataError(f"{src}:{number}: malformed BlockStat line "
+                                    f"{line.strip()[:80]!r}")
+                if parsed[2] in wanted:
+                    fout.write(line)
+                    seen.setdefault(parsed[2], set()).add(parsed[0])
+    return seen

@@ -15,7 +15,12 @@ nominal_qp, codec, config, source (JSON), settings (JSON), codecnn_version.
 
 Samples keep the sequence's bit depth (0..1023 at 10 bit). CTUs cut by the right/bottom
 picture edge keep their valid width/height in meta; outside that area rec/orig replicate the
-edge and must not be scored.
+edge and must not be scored. The patches are cut on codecnn.io.grid.CtuGrid, the grid that
+filtering cuts its tiles on.
+
+A network's input planes are named by PLANES (each stored as the dataset of that name) and
+scaled by `normalise` (rec / peak, qp / 63, depth / 8): training, shard evaluation and
+whole-picture filtering all call it, so none can scale an input differently.
 """
 
 from __future__ import annotations
@@ -65,6 +70,47 @@ ATTRS = (
 )
 
 SHARD_SUFFIXES = (".h5", ".hdf5")
+
+# The input planes a network may take, in their canonical order; each is the dataset of the
+# same name. Divisors of the side planes: qp / 63 spans the VVC/HEVC QP range; depth / 8 keeps
+# typical VVC depths (0..8) in [0, 1], deeper values (up to 12) stay finite. rec is divided by
+# the peak of its bit depth.
+PLANES = (REC, QP, DEPTH)
+QP_SCALE = 63.0
+DEPTH_SCALE = 8.0
+SIDE_SCALE = {QP: QP_SCALE, DEPTH: DEPTH_SCALE}
+
+
+def plane_scales(planes: tuple[str, ...] | list[str], peak: float) -> list[float]:
+    """The divisor of each plane of `planes`: `peak` ((1 << bit_depth) - 1) for rec, 63 for
+    qp, 8 for depth; DataError naming an unknown plane."""
+    unknown = [p for p in planes if p not in PLANES]
+    if unknown:
+        raise DataError(f"unknown input plane {unknown[0]!r} (use {', '.join(PLANES)})")
+    return [float(peak) if p == REC else SIDE_SCALE[p] for p in planes]
+
+
+def normalise(x: Any, planes: tuple[str, ...] | list[str], peak: float, out: Any = None) -> Any:
+    """The network input: float32 `x / scale` per plane, planes on axis -3.
+
+    x: samples [..., len(planes), H, W] as stored (integers, or floats holding integers),
+    a numpy array or a torch tensor (the result stays on its device). peak: (1 << bit_depth)
+    - 1 of rec. out: optional float32 buffer of x's shape to write into (torch).
+    The divisor is a float32 tensor, never a Python number: the same IEEE quotient on every
+    device (CUDA turns a division by a scalar into a product with its reciprocal).
+    """
+    scales = plane_scales(tuple(planes), peak)
+    if isinstance(x, np.ndarray):
+        return x.astype(np.float32) / np.array(scales, np.float32).reshape(-1, 1, 1)
+    import torch
+
+    # Filled on the device: a tensor made from a list would be a host-to-device copy that
+    # waits for the GPU each time.
+    scale = torch.empty(len(scales), dtype=torch.float32, device=x.device)
+    for j, value in enumerate(scales):
+        scale[j] = value
+    scale = scale.view(-1, 1, 1)
+    return torch.div(x, scale, out=out)
 
 
 def shard_paths(paths: str | os.PathLike | list[str | os.PathLike]) -> list[Path]:

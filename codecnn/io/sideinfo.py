@@ -5,10 +5,13 @@ checks, when it is opened, the map's size, its frame count and its value range (
 depth 0..12); errors name the file and the frame. Formats (`fmt` dicts, as in manifests):
 
 - {"kind": "vtm-trace"}: VTM block statistics (`# VTMBMS Block Statistics`), either
-  `BlockStat: POC p @(x,y) [wxh] Name=v` or the CSV form `BlockStat;p;x;y;w;h;Name;v`.
-  Each CU rectangle is painted with its value. Depth is `Depth` (VTM's total split depth)
-  or, where a trace has no `Depth`, `QT_Depth + MT_Depth`; QP is `QP`. Pictures are found
-  by POC, so a trace written in decoding order works.
+  `BlockStat: POC p @(x,y) [wxh] Name=v` or the CSV form `BlockStat;p;x;y;w;h;Name;v`
+  (suffix `.vtmbmsstats` as YUView and VTM name them). Every shape VTM prints is read
+  (vectors, lines, affine vectors, GEO polygons, the CSV build's trailing `;`, the
+  `*_Chroma` statistics of dual trees) and any other `BlockStat` line is refused with its
+  line number. Each CU rectangle is painted with its value. Depth is `Depth` (VTM's total
+  split depth) or, where a trace has no `Depth`, `QT_Depth + MT_Depth`; QP is `QP`.
+  Pictures are found by POC, so a trace written in decoding order works.
 - {"kind": "dump", "bit_depth": 8|10}: a 4:2:0 YUV file, one frame per picture, whose luma
   plane holds the value (NNVC-style `_qp.yuv` dumps).
 - {"kind": "raw", "granularity": 1|4}: one uint8 plane per picture of ceil(H/g)×ceil(W/g)
@@ -118,22 +121,81 @@ class DumpPlaneMap:
         return self._yuv.luma(k).astype(np.uint8)
 
 
-_STAT_RE = re.compile(
-    r"^BlockStat:\s*POC\s+(-?\d+)\s*@\(\s*(\d+)\s*,\s*(\d+)\s*\)\s*\[\s*(\d+)\s*x\s*(\d+)\s*\]"
-    r"\s*(\w+)\s*=\s*(-?\d+)\s*$"
+# The shapes VTM's block-statistics tracing prints (source/Lib/CommonLib/
+# dtrace_blockstatistics.cpp), as text or, in a BLOCK_STATS_AS_CSV build, as CSV:
+#   BlockStat: POC %d @(%4d,%4d) [%2dx%2d] NAME=%d              a scalar on a rectangle
+#   BlockStat: POC %d @(...) [...] NAME={%4d,%4d}                a vector (MVs, 2 values)
+#   ... NAME={%4d,%4d,%4d,%4d} / {6 values}                      a line / affine vectors
+#   BlockStat: POC %d @[(x, y)--(x, y)--(x, y)--] NAME=%d|{v,v}   a GEO polygon (3-5 points)
+#   BlockStat;%d;%4d;%4d;%2d;%2d;NAME;%d[;%4d ...][;]            CSV: the same, `;`-separated
+#   BlockStat;%d;x;y;x;y;x;y;[...;]NAME;%d[;%d]                  CSV polygon (6-10 numbers)
+# `*_Chroma` statistics of dual trees (Depth_Chroma, QP_Chroma, ...) are written in luma
+# coordinates (chroma position and size × 2), in the same shapes.
+_TEXT_RE = re.compile(
+    r"^BlockStat:\s*POC\s+(?P<poc>-?\d+)\s*@"
+    r"(?:\(\s*(?P<x>\d+)\s*,\s*(?P<y>\d+)\s*\)\s*\[\s*(?P<w>\d+)\s*x\s*(?P<h>\d+)\s*\]"
+    r"|\[(?P<poly>(?:\s*\(\s*-?\d+\s*,\s*-?\d+\s*\)\s*--){3,5})\s*\])"
+    r"\s*(?P<name>[A-Za-z_]\w*)\s*=\s*"
+    r"(?:(?P<v>-?\d+)|\{(?P<vec>\s*-?\d+(?:\s*,\s*-?\d+){1,5}\s*)\})\s*$"
 )
-_CSV_RE = re.compile(
-    r"^BlockStat;\s*(-?\d+);\s*(\d+);\s*(\d+);\s*(\d+);\s*(\d+);\s*(\w+);\s*(-?\d+)\s*$"
-)
+_NAME_RE = re.compile(r"^[A-Za-z_]\w*$")
+_INT_RE = re.compile(r"^\s*-?\d+\s*$")
+_VECTOR_SIZES = (2, 4, 6)  # vector, line, affine vectors
 _UNSET = -(1 << 20)  # no CU painted here yet
 _NAMES = {"qp": ("QP",), "depth": ("Depth", "QT_Depth", "MT_Depth")}
 
 
-def parse_vtm_trace(path: str | os.PathLike, names: Sequence[str]) -> dict[int, dict[str, list]]:
-    """Scalar statistics `names` of a VTM block-statistics trace: {poc: {name: [(x,y,w,h,v)]}}.
+def parse_blockstat_line(line: str) -> tuple[int, tuple[int, int, int, int] | None, str,
+                                              tuple[int, ...]] | None:
+    """One `BlockStat` line in any shape VTM prints → (poc, (x, y, w, h) or None for a
+    polygon, name, values); None when the line is not one of them."""
+    line = line.strip()
+    if line.startswith("BlockStat:"):
+        m = _TEXT_RE.match(line)
+        if m is None:
+            return None
+        if m.group("vec") is not None:
+            values = tuple(int(v) for v in m.group("vec").split(","))
+            if len(values) not in _VECTOR_SIZES:
+                return None
+        else:
+            values = (int(m.group("v")),)
+        rect = None if m.group("poly") is not None else tuple(
+            int(m.group(k)) for k in ("x", "y", "w", "h"))
+        return int(m.group("poc")), rect, m.group("name"), values
+    if not line.startswith("BlockStat;"):
+        return None
+    fields = line.split(";")[1:]
+    if fields and fields[-1].strip() == "":  # the line statistics' trailing `;`
+        fields = fields[:-1]
+    names = [i for i, f in enumerate(fields) if _NAME_RE.match(f.strip())]
+    if len(names) != 1 or not all(_INT_RE.match(f) for i, f in enumerate(fields)
+                                  if i != names[0]):
+        return None
+    i = names[0]
+    numbers = [int(f) for f in fields[1:i]]
+    values = tuple(int(f) for f in fields[i + 1:])
+    if not fields[0].strip() or len(values) not in (1, *_VECTOR_SIZES):
+        return None
+    if len(numbers) == 4:
+        rect = tuple(numbers)
+        if min(rect) < 0:
+            return None
+    elif len(numbers) in (6, 8, 10):  # a polygon of 3-5 points
+        rect = None
+    else:
+        return None
+    return int(fields[0]), rect, fields[i].strip(), values
 
-    Lines of other statistics (vectors, polygons, header comments) are skipped; a line of a
-    wanted statistic that does not parse is an error naming its line number.
+
+def parse_vtm_trace(path: str | os.PathLike, names: Sequence[str]) -> dict[int, dict[str, list]]:
+    """Scalar rectangle statistics `names` of a VTM block-statistics trace:
+    {poc: {name: [(x, y, w, h, v)]}}.
+
+    Every `BlockStat` line must be one of the shapes VTM prints (text or CSV; scalars,
+    vectors, lines, affine vectors, GEO polygons; see above): any other is an error naming
+    its line number. Lines of other statistics are read and left out; header comments and
+    the decoder's other output are skipped.
     """
     path = Path(path)
     if not path.is_file():
@@ -141,24 +203,82 @@ def parse_vtm_trace(path: str | os.PathLike, names: Sequence[str]) -> dict[int, 
     wanted = set(names)
     out: dict[int, dict[str, list]] = {}
     seen_stat = False
-    mentions = re.compile(r"[\s;\]](" + "|".join(map(re.escape, wanted)) + r")\s*[=;]")
     with open(path, encoding="utf-8", errors="replace") as f:
         for number, line in enumerate(f, 1):
             if not line.startswith("BlockStat"):
                 continue
             seen_stat = True
-            m = _STAT_RE.match(line) or _CSV_RE.match(line)
-            if m is None:
-                if mentions.search(line):
-                    raise DataError(f"{path}:{number}: malformed BlockStat line "
-                                    f"{line.strip()[:80]!r}")
+            parsed = parse_blockstat_line(line)
+            if parsed is None:
+                raise DataError(f"{path}:{number}: malformed BlockStat line "
+                                f"{line.strip()[:80]!r}")
+            poc, rect, name, values = parsed
+            if name not in wanted:
                 continue
-            if m.group(6) not in wanted:
-                continue
-            poc, x, y, w, h = (int(m.group(i)) for i in range(1, 6))
-            out.setdefault(poc, {}).setdefault(m.group(6), []).append((x, y, w, h, int(m.group(7))))
+            if rect is None or len(values) != 1:
+                raise DataError(f"{path}:{number}: {name} is not a scalar on a rectangle")
+            out.setdefault(poc, {}).setdefault(name, []).append((*rect, values[0]))
     if not seen_stat:
         raise DataError(f"{path}: not a VTM block-statistics trace (no BlockStat lines)")
+    return out
+
+
+def _paint(blocks: list | None, width: int, height: int, where: str, name: str) -> np.ndarray:
+    """int64 [H, W]: each (x, y, w, h, v) rectangle painted with v, later ones on top."""
+    if not blocks:
+        raise DataError(f"{where}: no {name} statistics")
+    plane = np.full((height, width), _UNSET, np.int64)  # any traced value fits
+    # VTM traces blocks in coded-picture coordinates: a picture padded by a conformance
+    # window (coded size rounded up to 8) has CUs in the padding; they are clipped away.
+    coded_w, coded_h = -(-width // 8) * 8, -(-height // 8) * 8
+    for x, y, w, h, v in blocks:
+        if w < 1 or h < 1 or x + w > coded_w or y + h > coded_h:
+            raise DataError(
+                f"{where}: {name} block {w}x{h} at ({x},{y}) reaches outside the "
+                f"{width}x{height} picture (coded {coded_w}x{coded_h})"
+            )
+        plane[y : y + h, x : x + w] = v  # the padding rows/columns are clipped away
+    holes = int((plane == _UNSET).sum())
+    if holes:
+        raise DataError(f"{where}: {name} blocks leave {holes} samples uncovered")
+    return plane
+
+
+def vtm_trace_planes(path: str | os.PathLike, width: int, height: int, pocs: Sequence[int],
+                     whats: Sequence[str] = ("depth", "qp")) -> dict[str, list[np.ndarray]]:
+    """Depth and/or QP planes (uint8 [H, W] per output picture k, found by `pocs[k]`) from
+    one reading of a VTM block-statistics trace.
+
+    Depth is VTM's `Depth` (the CU's QT + MTT depth, counted from the root of its coding
+    tree) or, where a trace has none, `QT_Depth + MT_Depth`; QP is `QP`, the CU's luma QP.
+    """
+    path = Path(path)
+    if len(set(pocs)) != len(pocs):
+        raise DataError(f"{path}: the sequence's POCs repeat ({list(pocs)[:8]}...): a trace "
+                        "found by POC cannot tell its pictures apart")
+    stats = parse_vtm_trace(path, [n for w in whats for n in _NAMES[w]])
+    extra = sorted(set(stats) - set(pocs))
+    if extra:
+        raise DataError(
+            f"{path}: trace has POC {extra[0]} but the sequence has {len(pocs)} "
+            f"pictures (POCs {min(pocs)}..{max(pocs)})"
+        )
+    out: dict[str, list[np.ndarray]] = {w: [] for w in whats}
+    for k, poc in enumerate(pocs):
+        where = f"{path}: frame {k} (POC {poc})"
+        per = stats.get(poc, {})
+        for what in whats:
+            if what == "qp":
+                plane = _paint(per.get("QP"), width, height, where, "QP")
+            elif "Depth" in per:
+                plane = _paint(per["Depth"], width, height, where, "Depth")
+            elif "QT_Depth" in per and "MT_Depth" in per:
+                plane = (_paint(per["QT_Depth"], width, height, where, "QT_Depth")
+                         + _paint(per["MT_Depth"], width, height, where, "MT_Depth"))
+            else:
+                raise DataError(f"{where}: no Depth (or QT_Depth and MT_Depth) statistics")
+            _check_range(plane, what, where)
+            out[what].append(plane.astype(np.uint8))
     return out
 
 
@@ -168,52 +288,23 @@ class VtmTraceMap:
     def __init__(self, path: str | os.PathLike, what: str, width: int, height: int,
                  pocs: Sequence[int]) -> None:
         self.path = Path(path)
-        stats = parse_vtm_trace(self.path, _NAMES[what])
-        extra = sorted(set(stats) - set(pocs))
-        if extra:
-            raise DataError(
-                f"{self.path}: trace has POC {extra[0]} but the sequence has {len(pocs)} "
-                f"pictures (POCs {min(pocs)}..{max(pocs)})"
-            )
-        self.frames: list[np.ndarray] = []
-        for k, poc in enumerate(pocs):
-            where = f"{self.path}: frame {k} (POC {poc})"
-            per = stats.get(poc, {})
-            if what == "qp":
-                plane = self._paint(per.get("QP"), width, height, where, "QP")
-            elif "Depth" in per:
-                plane = self._paint(per["Depth"], width, height, where, "Depth")
-            elif "QT_Depth" in per and "MT_Depth" in per:
-                qt = self._paint(per["QT_Depth"], width, height, where, "QT_Depth")
-                mt = self._paint(per["MT_Depth"], width, height, where, "MT_Depth")
-                plane = qt + mt
-            else:
-                raise DataError(f"{where}: no Depth (or QT_Depth and MT_Depth) statistics")
-            _check_range(plane, what, where)
-            self.frames.append(plane.astype(np.uint8))
-
-    @staticmethod
-    def _paint(blocks: list | None, width: int, height: int, where: str, name: str) -> np.ndarray:
-        if not blocks:
-            raise DataError(f"{where}: no {name} statistics")
-        plane = np.full((height, width), _UNSET, np.int64)  # any traced value fits
-        # VTM traces blocks in coded-picture coordinates: a picture padded by a conformance
-        # window (coded size rounded up to 8) has CUs in the padding; they are clipped away.
-        coded_w, coded_h = -(-width // 8) * 8, -(-height // 8) * 8
-        for x, y, w, h, v in blocks:
-            if w < 1 or h < 1 or x + w > coded_w or y + h > coded_h:
-                raise DataError(
-                    f"{where}: {name} block {w}x{h} at ({x},{y}) reaches outside the "
-                    f"{width}x{height} picture (coded {coded_w}x{coded_h})"
-                )
-            plane[y : y + h, x : x + w] = v  # the padding rows/columns are clipped away
-        holes = int((plane == _UNSET).sum())
-        if holes:
-            raise DataError(f"{where}: {name} blocks leave {holes} samples uncovered")
-        return plane
+        self.frames: list[np.ndarray] = vtm_trace_planes(self.path, width, height, pocs,
+                                                         (what,))[what]
 
     def frame(self, k: int) -> np.ndarray:
         return self.frames[k]
+
+
+TRACE_SUFFIXES = (".vtmbmsstats", ".txt", ".trace", ".csv", ".log")
+
+
+def _looks_like_trace(path: Path) -> bool:
+    try:
+        with open(path, "rb") as f:
+            head = f.read(64)
+    except OSError:
+        return False
+    return head.startswith((b"# VTMBMS", b"BlockStat"))
 
 
 def parse_map_format(text: str | None, path: str | os.PathLike,
@@ -221,14 +312,15 @@ def parse_map_format(text: str | None, path: str | os.PathLike,
     """A CLI format word → format dict; without one, guess from the file name.
 
     Words: `raw` (granularity 1), `raw4`, `vtm-trace`, `dump` (at the sequence's bit depth),
-    `dump8`, `dump10`. Guessing: .yuv → dump, .txt/.trace/.csv/.log/.vtmbmsstats →
-    vtm-trace, else raw.
+    `dump8`, `dump10`. Guessing: .yuv → dump, .vtmbmsstats (YUView's and VTM's name) and
+    .txt/.trace/.csv/.log → vtm-trace, any other file that begins like a VTM trace
+    (`# VTMBMS` or `BlockStat`) → vtm-trace, else raw.
     """
     if text is None:
         suffix = Path(path).suffix.lower()
         if suffix == ".yuv":
             return {"kind": "dump", "bit_depth": yuv_bit_depth}
-        if suffix in (".txt", ".trace", ".csv", ".log", ".vtmbmsstats"):
+        if suffix in TRACE_SUFFIXES or _looks_like_trace(Path(path)):
             return {"kind": "vtm-trace"}
         return {"kind": "raw", "granularity": 1}
     words = {

@@ -12,7 +12,7 @@ from contextlib import nullcontext
 import torch
 from torch import nn
 
-KNOWN_PLANES = ("rec", "qp", "depth")
+from codecnn.io.shard import PLANES as KNOWN_PLANES  # the input planes the shards define
 
 
 def check_planes(planes: tuple[str, ...] | list[str]) -> tuple[str, ...]:

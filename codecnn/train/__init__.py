@@ -1,8 +1,7 @@
-"""Training of the in-loop filter networks: loop, schedule, checkpoints, DDP, demo stage."""
+"""Training of the in-loop filter networks: loop (setup, restore, fit, validate), schedule,
+checkpoints, logs, DDP. `train_model` trains any family; the resume rule is on TrainConfig."""
 
 from codecnn.train.config import TrainConfig
-from codecnn.train.demo import run_train_stage
-from codecnn.train.loop import NonFiniteLoss, evaluate, load_run_config, train_rdn
+from codecnn.train.loop import NonFiniteLoss, evaluate, load_run_config, train_model
 
-__all__ = ["NonFiniteLoss", "TrainConfig", "evaluate", "load_run_config", "run_train_stage",
-           "train_rdn"]
+__all__ = ["NonFiniteLoss", "TrainConfig", "evaluate", "load_run_config", "train_model"]

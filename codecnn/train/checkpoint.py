@@ -19,7 +19,7 @@ import torch
 
 from codecnn import __version__
 from codecnn.errors import CodecnnError
-from codecnn.io.atomic import temporary_sibling
+from codecnn.io.atomic import atomic_output
 
 
 def rng_state() -> dict[str, Any]:
@@ -69,7 +69,7 @@ def save_checkpoint(path: str | os.PathLike, *, model_name: str, model_config: d
                     data: dict, best_metric: float | None,
                     train_config: dict | None = None,
                     init_from: dict | None = None) -> Path:
-    """Write a checkpoint to `.NAME.<pid>.tmp` beside `path`, then rename it into place.
+    """Write a checkpoint atomically (codecnn.io.atomic: `.NAME.<pid>.tmp`, then renamed).
 
     Refuses (CodecnnError) to write weights that are not finite: a diverged model never
     replaces a good checkpoint.
@@ -92,11 +92,6 @@ def save_checkpoint(path: str | os.PathLike, *, model_name: str, model_config: d
         "train_config": train_config,
         "init_from": init_from,
     }
-    tmp = temporary_sibling(path)
-    try:
+    with atomic_output(path) as tmp:
         torch.save(ckpt, tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return path

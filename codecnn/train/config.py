@@ -11,6 +11,16 @@ LOSSES = ("mse", "l1")
 AMP_MODES = ("auto", "bf16", "off")
 SAMPLINGS = ("balanced", "stream")
 QP_WEIGHTINGS = ("energy", "sqrt", "none")
+# A resume continues the same run: what shapes the patch stream and the optimiser stays
+# fixed. --steps may grow (the cosine then stretches from there on); the device, workers,
+# --until and the like may change.
+RESUME_FIXED = ("batch_size", "seed", "lr", "weight_decay", "loss", "warmup", "sampling",
+                "source_weights", "crop", "dihedral", "qp_weighting", "val_sequences",
+                "init_from", "budget_kmac")
+
+
+class ResumeChange(ValueError):
+    """A resume was asked to change what it must keep (RESUME_FIXED)."""
 
 
 @dataclass(frozen=True)
@@ -103,6 +113,18 @@ class TrainConfig:
         if local_world is None:
             local_world = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
         return max(1, min(8, cores // max(1, local_world) - 1))
+
+    def resumed_with(self, **changes: Any) -> TrainConfig:
+        """This run's config with what a resume changes. ResumeChange naming the fields it
+        must keep (RESUME_FIXED) when `changes` alters one; the warm-up keeps the length it
+        was resolved to when the run started; ValueError for a bad value."""
+        changed = [k for k in RESUME_FIXED if k in changes and changes[k] != getattr(self, k)]
+        if changed:
+            raise ResumeChange(f"--resume keeps the run's {', '.join(changed)} "
+                               "(start a new run to change them)")
+        if self.warmup < 0:
+            changes["warmup"] = self.warmup_steps
+        return dataclasses.replace(self, **changes)
 
     @property
     def warmup_steps(self) -> int:

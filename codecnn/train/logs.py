@@ -11,7 +11,11 @@ from typing import Any
 from codecnn.io.atomic import atomic_output, save_figure_atomic
 
 TRAIN_FIELDS = ("step", "lr", "loss", "patches_per_s", "elapsed_s")
-VAL_FIELDS = ("step", "nominal_qp", "psnr_rec", "psnr_filtered", "gain_db", "frames")
+VAL_FIELDS = ("step", "qp", "sequences", "pictures", "psnr_rec", "psnr_filt", "gain")
+# The names val.csv and monitor.csv had before the scorer was shared (codecnn.io.metrics);
+# read_val_csv gives old files the new names.
+_OLD_VAL_NAMES = {"nominal_qp": "qp", "psnr_filtered": "psnr_filt", "gain_db": "gain",
+                  "frames": "pictures"}
 # Held-out shards scored at each validation (to see gain against wall time; never to choose).
 MONITOR_FIELDS = ("step", "elapsed_s", *VAL_FIELDS[1:])
 
@@ -33,7 +37,8 @@ class RunLog:
         if monitor:
             files.append((self.monitor_csv, MONITOR_FIELDS))
         for path, fields in files:
-            rows = read_csv(path) if resume_step is not None else []
+            read = read_csv if path == self.train_csv else read_val_csv
+            rows = read(path) if resume_step is not None else []
             rows = [r for r in rows if int(r["step"]) <= (resume_step or 0)]
             _write_csv(path, fields, rows)
         self.tb = None
@@ -53,15 +58,14 @@ class RunLog:
         for row in rows:
             _append(self.val_csv, VAL_FIELDS, {"step": step, **row})
             if self.tb:
-                self.tb.add_scalar(f"val/gain_db_qp{row['nominal_qp']}", row["gain_db"], step)
+                self.tb.add_scalar(f"val/gain_db_qp{row['qp']}", row["gain"], step)
 
     def monitor(self, step: int, elapsed_s: float, rows: list[dict[str, Any]]) -> None:
         for row in rows:
             _append(self.monitor_csv, MONITOR_FIELDS,
                     {"step": step, "elapsed_s": round(elapsed_s, 1), **row})
             if self.tb:
-                self.tb.add_scalar(f"monitor/gain_db_qp{row['nominal_qp']}", row["gain_db"],
-                                   step)
+                self.tb.add_scalar(f"monitor/gain_db_qp{row['qp']}", row["gain"], step)
 
     def close(self) -> None:
         if self.tb:
@@ -73,6 +77,12 @@ def read_csv(path: Path) -> list[dict[str, str]]:
         return []
     with open(path, newline="") as f:
         return list(csv.DictReader(f))
+
+
+def read_val_csv(path: Path) -> list[dict[str, str]]:
+    """Rows of RUN/val.csv or RUN/monitor.csv with VAL_FIELDS' names, also from runs written
+    before the names were shared (nominal_qp, psnr_filtered, gain_db, frames)."""
+    return [{_OLD_VAL_NAMES.get(k, k): v for k, v in r.items()} for r in read_csv(path)]
 
 
 def _write_csv(path: Path, fields, rows) -> None:
@@ -130,7 +140,7 @@ def curves_figure(run_dir: Path):
 
     run_dir = Path(run_dir)
     train = read_csv(run_dir / "train.csv")
-    val = read_csv(run_dir / "val.csv")
+    val = read_val_csv(run_dir / "val.csv")
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4), layout="constrained")
     steps = [int(r["step"]) for r in train]
     loss = [float(r["loss"]) for r in train]
@@ -157,11 +167,11 @@ def curves_figure(run_dir: Path):
 
         ax1.secondary_yaxis("right", functions=(to_psnr, to_mse)).set_ylabel(
             "as PSNR (dB): −10·log10(loss)")
-    qps = sorted({r["nominal_qp"] for r in val}, key=lambda q: (q != "all", q))
+    qps = sorted({r["qp"] for r in val}, key=lambda q: (q != "all", q))
     for qp in qps:
-        rs = [r for r in val if r["nominal_qp"] == qp]
+        rs = [r for r in val if r["qp"] == qp]
         label = "mean over QPs" if qp == "all" else f"QP {qp}"
-        ax2.plot([int(r["step"]) for r in rs], [float(r["gain_db"]) for r in rs],
+        ax2.plot([int(r["step"]) for r in rs], [float(r["gain"]) for r in rs],
                  marker="o", label=label, lw=2.5 if qp == "all" else 1.2)
     if not qps:
         _say_empty(ax2, "no validation yet")

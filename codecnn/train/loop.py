@@ -1,7 +1,12 @@
-"""Training of the RDN in-loop filter: plain functions, one run directory, exact resume.
+"""Training of the in-loop filters (every family): plain functions, one run directory,
+exact resume.
 
-    train_rdn(config, run_dir)                       # a new run
-    train_rdn(config, run_dir, resume=True)          # continue RUN/last.pt up to config.steps
+    train_model(config, run_dir)                     # a new run
+    train_model(config, run_dir, resume=True)        # continue RUN/last.pt up to config.steps
+
+train_model reads top to bottom: setup_run (processes, RUN checks, data, model, optimizer),
+restore_run (last.pt on resume, or init_from's weights), fit (the optimizer steps), which
+calls validate (scoring, best.pt/last.pt). They share one TrainingRun record.
 
 RUN holds config.json and command.txt (the resolved config and the command line),
 train.csv / val.csv / tb/ (logs), curves.png, last.pt and best.pt (see checkpoint.py).
@@ -19,7 +24,6 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import json
-import math
 import os
 import sys
 import time
@@ -36,7 +40,7 @@ from codecnn import __version__
 from codecnn.errors import CodecnnError, DataError
 from codecnn.io import shard
 from codecnn.io.atomic import remove_stale_temporaries, write_json_atomic
-from codecnn.io.metrics import mse_to_psnr
+from codecnn.io.metrics import PsnrAccumulator
 from codecnn.models import build_model, config_to_dict, read_checkpoint, resolve_preset
 from codecnn.train.checkpoint import save_checkpoint, set_rng_state
 from codecnn.train.command import command_line
@@ -195,15 +199,6 @@ def _autocast(device: torch.device, amp: bool):
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
 
 
-def psnr(sse: float, n: int, peak: float) -> float:
-    """PSNR-Y of one frame from its SSE over n samples, as codecnn.io.metrics defines it
-    (999.99 dB for a lossless frame, as HM/VTM print it). A non-finite SSE — finite weights
-    whose outputs overflow — stops the run instead of scoring as a huge gain."""
-    if not math.isfinite(sse):
-        raise NonFiniteLoss(f"validation: the filtered samples are not finite (SSE {sse})")
-    return mse_to_psnr(sse / max(n, 1), round(math.log2(peak + 1)))
-
-
 def validation_loader(ds, batch_size: int, workers: int = 0, rank: int = 0, world: int = 1,
                       pin: bool = False, persistent: bool = True) -> torch.utils.data.DataLoader:
     """This process's part of a validation set (a ShardDataset, or a torch Subset of one):
@@ -232,7 +227,8 @@ def evaluate(model: torch.nn.Module, loader, device: torch.device, amp: bool = F
     then over sequences. The per-frame sums (SSE of rec, SSE of filtered, samples) are
     exact integers in float64 on the device; under torch.distributed they are all-reduced,
     so every rank gets the same rows, equal to one process's.
-    Returns one row per QP plus a row "all" (mean over QPs).
+    Returns one row per QP plus a row "all" (mean over QPs), as PsnrAccumulator.qp_rows
+    names them (qp, sequences, pictures, psnr_rec, psnr_filt, gain), rounded to 4 decimals.
     """
     from codecnn.datasets.shards import model_inputs
 
@@ -260,36 +256,20 @@ def evaluate(model: torch.nn.Module, loader, device: torch.device, amp: bool = F
     model.train(was_training)
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         torch.distributed.all_reduce(sums)
-    # frame → sequence → QP
-    per_seq: dict[tuple, list[tuple[float, float]]] = defaultdict(list)
-    for (seq, qp, _poc), (er, ef, n) in zip(keys, sums.cpu().tolist(), strict=True):
-        if n > 0:  # a picture with patches in this set (a Subset holds fewer)
-            per_seq[(seq, qp)].append((psnr(er, int(n), peak), psnr(ef, int(n), peak)))
-    per_qp: dict[int, list[tuple[float, float]]] = defaultdict(list)
-    frames: dict[int, int] = defaultdict(int)
-    for (_seq, qp), vals in per_seq.items():
-        per_qp[qp].append((float(np.mean([v[0] for v in vals])),
-                           float(np.mean([v[1] for v in vals]))))
-        frames[qp] += len(vals)
-    rows = []
-    for qp in sorted(per_qp):
-        pr = float(np.mean([v[0] for v in per_qp[qp]]))
-        pf = float(np.mean([v[1] for v in per_qp[qp]]))
-        rows.append({"nominal_qp": qp, "psnr_rec": round(pr, 4), "psnr_filtered": round(pf, 4),
-                     "gain_db": round(pf - pr, 4), "frames": frames[qp]})
-    if rows:
-        rows.append({"nominal_qp": "all",
-                     "psnr_rec": round(float(np.mean([r["psnr_rec"] for r in rows])), 4),
-                     "psnr_filtered": round(float(np.mean([r["psnr_filtered"] for r in rows])), 4),
-                     "gain_db": round(float(np.mean([r["gain_db"] for r in rows])), 4),
-                     "frames": sum(frames.values())})
-    return rows
+    acc = PsnrAccumulator(ds.bit_depth)
+    for (seq, qp, poc), (er, ef, n) in zip(keys, sums.cpu().tolist(), strict=True):
+        acc.add(seq, qp, poc, int(n), rec=er, filt=ef)  # n == 0: not in this set (a Subset)
+    try:
+        rows = acc.qp_rows(with_mean=True)
+    except ValueError as e:  # finite weights whose outputs overflow: stop, never a huge gain
+        raise NonFiniteLoss(f"validation: {e}") from None
+    return [{k: round(v, 4) if isinstance(v, float) else v for k, v in r.items()} for r in rows]
 
 
 # ----------------------------------------------------------------------------- run
 
 
-def _setup(config: TrainConfig) -> tuple[int, int, torch.device]:
+def _distributed_device(config: TrainConfig) -> tuple[int, int, torch.device]:
     """(rank, world size, device); joins the torchrun process group when WORLD_SIZE > 1."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
@@ -381,33 +361,89 @@ def _from_cwd(train_config: dict[str, Any], cwd: str | None) -> dict[str, Any]:
     return out
 
 
-def train_rdn(config: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = False,
-              overwrite: bool = False, until: int | None = None,
-              command: list[str] | None = None, progress: bool = True) -> dict[str, Any]:
-    """Train (or, with resume, continue) an RDN; returns a summary dict.
+@dataclasses.dataclass
+class TrainingRun:
+    """One run being trained: what `setup_run` builds, `restore_run` loads and `fit` advances.
 
-    Summary: run, step, steps, best_metric (mean validation gain in dB, higher is better),
-    val (rows of the last validation: nominal_qp, psnr_rec, psnr_filtered, gain_db, frames),
-    val_note, seconds, patches_per_s. Raises NonFiniteLoss when the loss stops being finite.
+    A plain record rather than closures over locals: each piece of `train_model` reads it and
+    updates step, best_metric, last_saved and val_rows in the open.
     """
-    from tqdm import tqdm
 
-    run_dir = Path(run_dir)
-    rank, world, device = _setup(config)
-    if config.batch_size is None:  # recorded resolved, so a resume keeps it on any device
-        config = dataclasses.replace(config, batch_size=default_batch(device))
-    model_name, _ = resolve_preset(config.preset)
-    last_path, best_path = run_dir / "last.pt", run_dir / "best.pt"
+    config: TrainConfig
+    run_dir: Path
+    rank: int
+    world: int
+    device: torch.device
+    stop_at: int
+    train_ds: Any
+    val_ds: Any
+    monitor_ds: Any
+    identity: dict[str, Any]
+    note: str
+    loss_weights: dict[int, float] | None
+    model_name: str
+    model_config: dict[str, Any]
+    net: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    amp: bool
+    channels_last: bool
+    workers: int
+    step: int = 0
+    best_metric: float | None = None
+    started_from: dict[str, Any] | None = None
+    last_saved: int | None = None  # the step last.pt holds
+    val_rows: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    log: RunLog | None = None
+
+    @property
+    def writer(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def last_path(self) -> Path:
+        return self.run_dir / "last.pt"
+
+    @property
+    def best_path(self) -> Path:
+        return self.run_dir / "best.pt"
+
+    def say(self, msg: str) -> None:
+        if self.writer:
+            from tqdm import tqdm
+
+            tqdm.write(msg, file=sys.stderr)
+
+    def checkpoint(self, path: Path, at: int) -> None:
+        save_checkpoint(path, model_name=self.model_name, model_config=self.model_config,
+                        model=self.net, optimizer=self.optimizer, scheduler=self.scheduler,
+                        step=at, data=self.identity, best_metric=self.best_metric,
+                        train_config=self.config.to_dict(), init_from=self.started_from)
+
+
+def _check_run_dir(run_dir: Path, resume: bool, overwrite: bool, world: int) -> None:
+    """A resume needs RUN/last.pt (and the same number of processes); a new run an empty or
+    missing RUN, unless `overwrite`."""
     if resume:
-        if not last_path.is_file():
+        if not (run_dir / "last.pt").is_file():
             raise DataError(f"{run_dir}: nothing to resume (no last.pt)")
         check_world_size(run_dir, world)
     elif run_dir.exists() and any(run_dir.iterdir()) and not overwrite:
         raise CodecnnError(f"{run_dir}: exists and is not empty; use --resume {run_dir} to "
                            f"continue it or --overwrite to start again")
+
+
+def setup_run(config: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = False,
+              overwrite: bool = False, until: int | None = None) -> TrainingRun:
+    """Join the torchrun process group, check RUN, and build the data, the model (from
+    config.preset, any family), the optimizer and the schedule, at step 0."""
+    run_dir = Path(run_dir)
+    rank, world, device = _distributed_device(config)
+    if config.batch_size is None:  # recorded resolved, so a resume keeps it on any device
+        config = dataclasses.replace(config, batch_size=default_batch(device))
+    _check_run_dir(run_dir, resume, overwrite, world)
     if until is not None and not 0 < until <= config.steps:
         raise CodecnnError(f"--until {until} must be in 1..--steps ({config.steps})")
-    stop_at = until or config.steps
     if world > 1:  # every rank has checked RUN before rank 0 starts writing into it
         torch.distributed.barrier()
 
@@ -426,7 +462,6 @@ def train_rdn(config: TrainConfig, run_dir: str | os.PathLike, *, resume: bool =
     np.random.seed(config.seed % 2**32)
     net = build_model(config.preset, planes=train_ds.planes, budget_kmac=config.budget_kmac,
                       **config.model_overrides)
-    model_config = config_to_dict(net.config)
     amp = config.amp == "bf16" or (config.amp == "auto" and device.type == "cuda")
     channels_last = device.type == "cuda" if config.channels_last is None else config.channels_last
     net.to(device)
@@ -434,208 +469,291 @@ def train_rdn(config: TrainConfig, run_dir: str | os.PathLike, *, resume: bool =
         net.to(memory_format=torch.channels_last)
     optimizer = torch.optim.AdamW(net.parameters(), lr=config.lr,
                                   weight_decay=config.weight_decay)
-    scheduler = make_scheduler(optimizer, config.warmup_steps, config.steps)
-    step, best_metric, started_from = 0, None, None
-    if config.init_from and not resume:
-        started_from = _init_from(net, config.init_from)
-    if resume:
-        ckpt = read_checkpoint(last_path)
-        started_from = ckpt.get("init_from")
-        if ckpt["model_name"] != model_name or dict(ckpt["model_config"]) != model_config:
-            raise CodecnnError(
-                f"{run_dir}: was trained with model {ckpt['model_name']} "
-                f"{_short(ckpt['model_config'])}, not {config.preset} {_short(model_config)}")
-        if not _same_data(ckpt.get("data") or {}, identity):
-            raise DataError(f"{run_dir}: the data differs from the data the run was trained "
-                            f"on (files, sizes or patch counts); an exact resume needs the same")
-        net.load_state_dict(ckpt["model_state"])
-        optimizer.load_state_dict(ckpt["optimizer_state"])
-        scheduler.load_state_dict(ckpt["scheduler_state"])
-        step, best_metric = int(ckpt["step"]), ckpt.get("best_metric")
-        set_rng_state(ckpt["rng"])
-        if step >= stop_at:
-            raise CodecnnError(f"{run_dir}: already at step {step}; give a larger --steps "
-                               f"to continue it")
-    train_model: torch.nn.Module = net
-    if world > 1:
-        from torch.nn.parallel import DistributedDataParallel as DDP
+    return TrainingRun(
+        config=config, run_dir=run_dir, rank=rank, world=world, device=device,
+        stop_at=until or config.steps, train_ds=train_ds, val_ds=val_ds, monitor_ds=monitor_ds,
+        identity=identity, note=note, loss_weights=loss_weights,
+        model_name=resolve_preset(config.preset)[0], model_config=config_to_dict(net.config),
+        net=net, optimizer=optimizer,
+        scheduler=make_scheduler(optimizer, config.warmup_steps, config.steps),
+        amp=amp, channels_last=channels_last,
+        workers=config.loader_workers(device.type == "cuda"))
 
-        train_model = DDP(net, device_ids=[device.index] if device.type == "cuda" else None)
-    if config.compile:
-        train_model = torch.compile(train_model)
 
-    pin = device.type == "cuda"
-    workers = config.loader_workers(pin)
-    writer = rank == 0
-    if writer:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        remove_stale_temporaries(run_dir)  # checkpoints an interrupted run was writing
-        if not resume:
-            _clear_run(run_dir)
-        record = {"train_config": config.to_dict(), "model_name": model_name,
-                  "model_config": model_config, "preset": config.preset,
-                  "resolved": {"amp_bf16": amp, "channels_last": channels_last,
-                               "warmup_steps": config.warmup_steps, "device": str(device),
-                               "workers": workers, "batch_size": config.batch_size,
-                               "world_size": world,
-                               "global_batch": config.batch_size * world,
-                               "qp_loss_weights": loss_weights},
-                  "init_from": started_from,
-                  "data": identity, "val_note": note, "command": command or sys.argv,
-                  "cwd": os.getcwd(),
-                  "torch_version": torch.__version__, "codecnn_version": __version__}
-        if not resume:
-            _write_json(run_dir / "config.json", record)
-        else:
-            _write_json(run_dir / f"config.resume-{step}.json", record)
-        with open(run_dir / "command.txt", "a") as f:
-            f.write(command_line(command or sys.argv) + "\n")
-    log = (RunLog(run_dir, resume_step=step if resume else None, monitor=monitor_ds is not None)
-           if writer else None)
-    say = (lambda msg: tqdm.write(msg, file=sys.stderr)) if writer else (lambda msg: None)
-    if note:
-        say(f"train: {note}")
+def restore_run(run: TrainingRun, resume: bool) -> None:
+    """With `resume`, continue from RUN/last.pt: the same model and data, then its weights,
+    optimizer, schedule, step, best metric and RNG states. Otherwise start from
+    config.init_from's weights (what fits), or from scratch."""
+    if not resume:
+        if run.config.init_from:
+            run.started_from = _init_from(run.net, run.config.init_from)
+        return
+    ckpt = read_checkpoint(run.last_path)
+    run.started_from = ckpt.get("init_from")
+    if ckpt["model_name"] != run.model_name or dict(ckpt["model_config"]) != run.model_config:
+        raise CodecnnError(
+            f"{run.run_dir}: was trained with model {ckpt['model_name']} "
+            f"{_short(ckpt['model_config'])}, not {run.config.preset} "
+            f"{_short(run.model_config)}")
+    if not _same_data(ckpt.get("data") or {}, run.identity):
+        raise DataError(f"{run.run_dir}: the data differs from the data the run was trained "
+                        f"on (files, sizes or patch counts); an exact resume needs the same")
+    run.net.load_state_dict(ckpt["model_state"])
+    run.optimizer.load_state_dict(ckpt["optimizer_state"])
+    run.scheduler.load_state_dict(ckpt["scheduler_state"])
+    run.step, run.best_metric = int(ckpt["step"]), ckpt.get("best_metric")
+    run.last_saved = run.step
+    set_rng_state(ckpt["rng"])
+    if run.step >= run.stop_at:
+        raise CodecnnError(f"{run.run_dir}: already at step {run.step}; give a larger --steps "
+                           f"to continue it")
+
+
+def _open_run_dir(run: TrainingRun, resume: bool, command: list[str] | None) -> None:
+    """Rank 0: RUN's record of this invocation (config.json, or config.resume-STEP.json),
+    command.txt, the logs (cut back to the resumed step) and a word on what starts."""
+    if not run.writer:
+        return
+    config, run_dir = run.config, run.run_dir
+    run_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(run_dir)  # checkpoints an interrupted run was writing
+    if not resume:
+        _clear_run(run_dir)
+    record = {"train_config": config.to_dict(), "model_name": run.model_name,
+              "model_config": run.model_config, "preset": config.preset,
+              "resolved": {"amp_bf16": run.amp, "channels_last": run.channels_last,
+                           "warmup_steps": config.warmup_steps, "device": str(run.device),
+                           "workers": run.workers, "batch_size": config.batch_size,
+                           "world_size": run.world,
+                           "global_batch": config.batch_size * run.world,
+                           "qp_loss_weights": run.loss_weights},
+              "init_from": run.started_from,
+              "data": run.identity, "val_note": run.note, "command": command or sys.argv,
+              "cwd": os.getcwd(),
+              "torch_version": torch.__version__, "codecnn_version": __version__}
+    _write_json(run_dir / (f"config.resume-{run.step}.json" if resume else "config.json"),
+                record)
+    with open(run_dir / "command.txt", "a") as f:
+        f.write(command_line(command or sys.argv) + "\n")
+    run.log = RunLog(run_dir, resume_step=run.step if resume else None,
+                     monitor=run.monitor_ds is not None)
+    if run.note:
+        run.say(f"train: {run.note}")
     if config.budget_kmac is not None:
-        say(f"train: {config.budget_kmac} kMAC/px budget: {model_name} {_short(model_config)}")
-    if started_from and not resume:
+        run.say(f"train: {config.budget_kmac} kMAC/px budget: {run.model_name} "
+                f"{_short(run.model_config)}")
+    if run.started_from and not resume:
         from codecnn.train.init_from import describe
 
-        for line in describe(started_from, started_from["path"]):
-            say(f"train: {line}")
+        for line in describe(run.started_from, run.started_from["path"]):
+            run.say(f"train: {line}")
 
-    from codecnn.datasets.shards import PackedPatches, model_inputs
 
+@dataclasses.dataclass
+class _Loaders:
+    train: torch.utils.data.DataLoader
+    val: torch.utils.data.DataLoader
+    monitor: torch.utils.data.DataLoader | None
+
+
+def _make_loaders(run: TrainingRun) -> _Loaders:
+    """This process's training draws from run.step on, its share of the validation set and
+    of the monitor sample."""
+    from codecnn.datasets.shards import PackedPatches
+
+    config, pin = run.config, run.device.type == "cuda"
     # Packed integers travel (a quarter of the float32 bytes); model_inputs makes the floats
     # on the device.
-    loader = torch.utils.data.DataLoader(
-        PackedPatches(train_ds), batch_size=config.batch_size, num_workers=workers,
-        pin_memory=pin, sampler=_make_sampler(config, train_ds, rank, world, step),
-        persistent_workers=workers > 0, drop_last=True)
+    train = torch.utils.data.DataLoader(
+        PackedPatches(run.train_ds), batch_size=config.batch_size, num_workers=run.workers,
+        pin_memory=pin, sampler=_make_sampler(config, run.train_ds, run.rank, run.world,
+                                              run.step),
+        persistent_workers=run.workers > 0, drop_last=True)
     # Every rank validates its share; on a GPU the workers stay alive between validations
     # (on the CPU one worker comes and goes: an --in-memory copy is not held twice).
-    val_loader = validation_loader(val_ds, config.batch_size, workers if pin else min(workers, 1),
-                                   rank, world, pin=pin, persistent=pin)
-    monitor_loader = None if monitor_ds is None else validation_loader(
-        monitor_ds, config.batch_size, 0, rank, world, pin=pin)
-    border, peak = train_ds.border, train_ds.peak
+    val = validation_loader(run.val_ds, config.batch_size,
+                            run.workers if pin else min(run.workers, 1), run.rank, run.world,
+                            pin=pin, persistent=pin)
+    monitor = None if run.monitor_ds is None else validation_loader(
+        run.monitor_ds, config.batch_size, 0, run.rank, run.world, pin=pin)
+    return _Loaders(train, val, monitor)
 
-    def checkpoint(path: Path, at: int) -> None:
-        save_checkpoint(path, model_name=model_name, model_config=model_config, model=net,
-                        optimizer=optimizer, scheduler=scheduler, step=at, data=identity,
-                        best_metric=best_metric, train_config=config.to_dict(),
-                        init_from=started_from)
 
-    last_saved = step if resume else None
-    val_rows: list[dict[str, Any]] = []
+def _parallel(run: TrainingRun) -> torch.nn.Module:
+    """What the steps call: the network, in DDP under torchrun, compiled with config.compile.
+    Built after restore_run, so DDP broadcasts the restored weights."""
+    model: torch.nn.Module = run.net
+    if run.world > 1:
+        from torch.nn.parallel import DistributedDataParallel as DDP
 
-    def validate_and_save(at: int) -> None:
-        nonlocal best_metric, val_rows, last_saved
-        # Every rank scores its part; the all-reduced rows are the same on every rank.
-        val_rows = evaluate(net, val_loader, device, amp, channels_last)
-        monitor_rows = (None if monitor_loader is None else
-                        evaluate(net, monitor_loader, device, amp, channels_last))
-        if writer:
-            log.val(at, val_rows)
-            gain = val_rows[-1]["gain_db"]
-            per = "  ".join(f"QP{r['nominal_qp']} {r['gain_db']:+.3f}" for r in val_rows[:-1])
-            say(f"step {at}: validation PSNR-Y gain {gain:+.4f} dB ({per})")
-            if monitor_rows is not None:
-                log.monitor(at, time.perf_counter() - t_start, monitor_rows)
-                say(f"step {at}: monitor (never used to choose) PSNR-Y gain "
-                    f"{monitor_rows[-1]['gain_db']:+.4f} dB")
-            if best_metric is None or gain > best_metric:
-                best_metric = gain
-                checkpoint(best_path, at)
-            checkpoint(last_path, at)
-            last_saved = at
-            plot_curves(run_dir)
-        if world > 1:
-            torch.distributed.barrier()
+        model = DDP(run.net, device_ids=[run.device.index] if run.device.type == "cuda"
+                    else None)
+    if run.config.compile:
+        model = torch.compile(model)
+    return model
 
+
+def validate(run: TrainingRun, loaders: _Loaders, at: int, elapsed_s: float) -> None:
+    """Score the validation set (and the monitor sample) at step `at`. Rank 0 logs the rows,
+    keeps best.pt when the mean gain is the best so far, and writes last.pt and the curves;
+    the other ranks wait for it."""
+    # Every rank scores its part; the all-reduced rows are the same on every rank.
+    run.val_rows = evaluate(run.net, loaders.val, run.device, run.amp, run.channels_last)
+    monitor_rows = (None if loaders.monitor is None else
+                    evaluate(run.net, loaders.monitor, run.device, run.amp, run.channels_last))
+    if run.writer:
+        run.log.val(at, run.val_rows)
+        gain = run.val_rows[-1]["gain"]
+        per = "  ".join(f"QP{r['qp']} {r['gain']:+.3f}" for r in run.val_rows[:-1])
+        run.say(f"step {at}: validation PSNR-Y gain {gain:+.4f} dB ({per})")
+        if monitor_rows is not None:
+            run.log.monitor(at, elapsed_s, monitor_rows)
+            run.say(f"step {at}: monitor (never used to choose) PSNR-Y gain "
+                    f"{monitor_rows[-1]['gain']:+.4f} dB")
+        if run.best_metric is None or gain > run.best_metric:
+            run.best_metric = gain
+            run.checkpoint(run.best_path, at)
+        run.checkpoint(run.last_path, at)
+        run.last_saved = at
+        plot_curves(run.run_dir)
+    if run.world > 1:
+        torch.distributed.barrier()
+
+
+class _LossLog:
+    """The mean loss and throughput of the steps since the last row of train.csv."""
+
+    def __init__(self, run: TrainingRun, t_start: float) -> None:
+        self.run, self.t_start = run, t_start
+        self._reset()
+
+    def _reset(self) -> None:
+        self.t, self.n = time.perf_counter(), 0
+        self.total = torch.zeros((), device=self.run.device)
+
+    def add(self, loss: torch.Tensor) -> None:
+        self.total += loss.detach()
+        self.n += 1
+
+    def write(self, bar) -> None:
+        run = self.run
+        mean_loss = self.total / self.n
+        if run.world > 1:
+            torch.distributed.all_reduce(mean_loss)
+            mean_loss /= run.world
+        now = time.perf_counter()
+        row = {"step": run.step, "lr": run.scheduler.get_last_lr()[0],
+               "loss": float(mean_loss), "elapsed_s": round(now - self.t_start, 3),
+               "patches_per_s": round(self.n * run.config.batch_size * run.world
+                                      / (now - self.t), 2)}
+        if run.writer:
+            run.log.train(row)
+            bar.set_postfix(loss=f"{row['loss']:.3g}")
+        self._reset()
+
+
+def _stop_if_not_finite(run: TrainingRun, flag: torch.Tensor, loss: torch.Tensor,
+                        check_every: int) -> None:
+    """Raise NonFiniteLoss when a loss since the last check was NaN/inf (on any rank)."""
+    if run.world > 1:
+        torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+    if flag.item() <= 0:
+        return
+    kept = (f"{run.last_path} keeps step {run.last_saved}, the last good checkpoint"
+            if run.last_saved is not None else "no checkpoint had been written yet")
+    when = ("stopped before updating the weights" if check_every == 1 else
+            f"found at the check of step {run.step + 1} (checked every "
+            f"{check_every} steps on {run.device.type})")
+    raise NonFiniteLoss(f"{run.run_dir}: training loss is {loss.item()} at step "
+                        f"{run.step + 1}; {when}; {kept}")
+
+
+def fit(run: TrainingRun, model: torch.nn.Module, loaders: _Loaders,
+        progress: bool = True) -> float:
+    """Optimizer steps from run.step to run.stop_at, logging every log_every steps and
+    validating every val_every steps and at the end; the seconds it took."""
+    from tqdm import tqdm
+
+    from codecnn.datasets.shards import model_inputs
+
+    config, device, ds = run.config, run.device, run.train_ds
     t_start = time.perf_counter()
-    t_log, n_log, loss_sum = time.perf_counter(), 0, torch.zeros((), device=device)
-    start_step = step
-    bar = tqdm(total=stop_at, initial=step, desc="train", unit="step", dynamic_ncols=True,
-               disable=None if (writer and progress) else True, file=sys.stderr)
+    losses = _LossLog(run, t_start)
+    bar = tqdm(total=run.stop_at, initial=run.step, desc="train", unit="step",
+               dynamic_ncols=True, disable=None if (run.writer and progress) else True,
+               file=sys.stderr)
     flag = torch.zeros(1, device=device)
     qp_weight = None
-    if loss_weights is not None:
-        qp_weight = torch.zeros(max(loss_weights) + 1).index_put_(
-            (torch.tensor(list(loss_weights)),), torch.tensor(list(loss_weights.values())))
-        qp_weight = qp_weight.to(device)
+    if run.loss_weights is not None:  # a look-up table on the device: no copy that waits
+        w = run.loss_weights
+        qp_weight = torch.zeros(max(w) + 1).index_put_(
+            (torch.tensor(list(w)),), torch.tensor(list(w.values()))).to(device)
+    # On the CPU the check is free: stop before a non-finite loss touches the weights. On a
+    # GPU, reading the flag waits for the step to finish, so it is read every log_every steps
+    # and before every checkpoint; checkpoints refuse non-finite weights, so last.pt always
+    # holds the last good step.
     check_every = 1 if device.type == "cpu" else config.log_every
-    train_model.train()
+    model.train()
     try:
-        it = iter(loader)
-        while step < stop_at:
-            batch = next(it)
-            x, target, valid = model_inputs(batch, train_ds.planes, peak, border, device,
-                                            channels_last)
-            with _autocast(device, amp):
-                pred = train_model(x)
-            weight = None
-            if loss_weights is not None:  # a look-up on the device: no copy that waits
-                weight = qp_weight[batch["nominal_qp"].to(device, non_blocking=True)]
+        batches = iter(loaders.train)
+        while run.step < run.stop_at:
+            batch = next(batches)
+            x, target, valid = model_inputs(batch, ds.planes, ds.peak, ds.border, device,
+                                            run.channels_last)
+            with _autocast(device, run.amp):
+                pred = model(x)
+            weight = (None if qp_weight is None else
+                      qp_weight[batch["nominal_qp"].to(device, non_blocking=True)])
             loss = compute_loss(pred, target, valid, config.loss, weight)
             flag += (~torch.isfinite(loss.detach())).float()
-            # On the CPU the check is free: stop before a non-finite loss touches the
-            # weights. On a GPU, reading the flag waits for the step to finish, so it is read
-            # every log_every steps and before every checkpoint; checkpoints refuse
-            # non-finite weights, so last.pt always holds the last good step.
-            if (step + 1) % check_every == 0 or (step + 1) % config.val_every == 0 \
-                    or step + 1 == stop_at:
-                if world > 1:
-                    torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
-                bad = flag.item() > 0
-            else:
-                bad = False
-            if bad:
-                kept = (f"{last_path} keeps step {last_saved}, the last good checkpoint"
-                        if last_saved is not None else "no checkpoint had been written yet")
-                when = ("stopped before updating the weights" if check_every == 1 else
-                        f"found at the check of step {step + 1} (checked every "
-                        f"{check_every} steps on {device.type})")
-                raise NonFiniteLoss(f"{run_dir}: training loss is {loss.item()} at step "
-                                    f"{step + 1}; {when}; {kept}")
-            optimizer.zero_grad(set_to_none=True)
+            nxt = run.step + 1
+            if nxt % check_every == 0 or nxt % config.val_every == 0 or nxt == run.stop_at:
+                _stop_if_not_finite(run, flag, loss, check_every)
+            run.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if config.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(net.parameters(), config.grad_clip)
-            optimizer.step()
-            scheduler.step()
-            step += 1
-            loss_sum += loss.detach()
-            n_log += 1
+                torch.nn.utils.clip_grad_norm_(run.net.parameters(), config.grad_clip)
+            run.optimizer.step()
+            run.scheduler.step()
+            run.step += 1
+            losses.add(loss)
             bar.update(1)
-            if step % config.log_every == 0 or step == stop_at:
-                mean_loss = loss_sum / n_log
-                if world > 1:
-                    torch.distributed.all_reduce(mean_loss)
-                    mean_loss /= world
-                dt = time.perf_counter() - t_log
-                row = {"step": step, "lr": scheduler.get_last_lr()[0],
-                       "loss": float(mean_loss), "elapsed_s": round(time.perf_counter()
-                                                                     - t_start, 3),
-                       "patches_per_s": round(n_log * config.batch_size * world / dt, 2)}
-                if writer:
-                    log.train(row)
-                    bar.set_postfix(loss=f"{row['loss']:.3g}")
-                t_log, n_log, loss_sum = time.perf_counter(), 0, torch.zeros((), device=device)
-            if step % config.val_every == 0 or step == stop_at:
-                validate_and_save(step)
+            if run.step % config.log_every == 0 or run.step == run.stop_at:
+                losses.write(bar)
+            if run.step % config.val_every == 0 or run.step == run.stop_at:
+                validate(run, loaders, run.step, time.perf_counter() - t_start)
     finally:
         bar.close()
-        if log:
-            log.close()
-        if world > 1 and torch.distributed.is_initialized():
+    return time.perf_counter() - t_start
+
+
+def train_model(config: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = False,
+                overwrite: bool = False, until: int | None = None,
+                command: list[str] | None = None, progress: bool = True) -> dict[str, Any]:
+    """Train (or, with resume, continue) a filter of any family (config.preset names it);
+    returns a summary dict: setup_run, restore_run, fit (which calls validate).
+
+    Summary: run, step, steps, best_metric (mean validation gain in dB, higher is better),
+    val (rows of the last validation: qp, sequences, pictures, psnr_rec, psnr_filt, gain),
+    val_note, seconds, patches_per_s. Raises NonFiniteLoss when the loss stops being finite.
+    """
+    run = setup_run(config, run_dir, resume=resume, overwrite=overwrite, until=until)
+    try:
+        restore_run(run, resume)
+        model = _parallel(run)
+        start_step = run.step
+        _open_run_dir(run, resume, command)
+        seconds = fit(run, model, _make_loaders(run), progress)
+    finally:
+        if run.log:
+            run.log.close()
+        if run.world > 1 and torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()
-    seconds = time.perf_counter() - t_start
-    summary = {"run": str(run_dir), "step": step, "steps": config.steps,
-               "best_metric": best_metric, "val": val_rows, "val_note": note,
-               "seconds": round(seconds, 2),
-               "patches_per_s": round((step - start_step) * config.batch_size * world
-                                      / max(seconds, 1e-9), 2)}
-    return summary
+    return {"run": str(run.run_dir), "step": run.step, "steps": run.config.steps,
+            "best_metric": run.best_metric, "val": run.val_rows, "val_note": run.note,
+            "seconds": round(seconds, 2),
+            "patches_per_s": round((run.step - start_step) * run.config.batch_size * run.world
+                                   / max(seconds, 1e-9), 2)}
 
 
 def _init_from(net: torch.nn.Module, path: str) -> dict[str, Any]:

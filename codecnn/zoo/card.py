@@ -109,15 +109,17 @@ def _r(x, nd: int = 4):
 
 def write_card(name: str, recipe, run: Path, heldout_dirs: list[str], out: Path,
                corpus_rec: dict[str, Any], command: list[str],
-               train_summary: dict[str, Any] | None, seconds: float) -> dict[str, Any]:
-    """Strip the best checkpoint, evaluate it on the held-out set, write the card files."""
+               train_summary: dict[str, Any] | None, seconds: float,
+               stages: list[int] | None = None) -> dict[str, Any]:
+    """Strip the best checkpoint, evaluate it on the held-out set, write the card files.
+    `stages`: the step counts the run was trained to, in turn (Recipe.stages)."""
     import json
 
     from codecnn.evaluate import evaluate_manifests
     from codecnn.evaluate.sequences import expand_manifests
     from codecnn.models import read_checkpoint
     from codecnn.train import load_run_config
-    from codecnn.train.logs import read_csv
+    from codecnn.train.logs import read_csv, read_val_csv
 
     run = Path(run)
     out.mkdir(parents=True, exist_ok=True)
@@ -132,9 +134,10 @@ def write_card(name: str, recipe, run: Path, heldout_dirs: list[str], out: Path,
     record = json.loads((run / "config.json").read_text())
     train_rows = read_csv(run / "train.csv")
     last = read_checkpoint(run / "last.pt")
-    monitor = [{"step": int(r["step"]), "elapsed_s": float(r["elapsed_s"]),
-                "qp": r["nominal_qp"], "gain_db": float(r["gain_db"])}
-               for r in read_csv(run / "monitor.csv")]
+    mon_rows = read_val_csv(run / "monitor.csv")
+    monitor = [{"step": int(r["step"]), "elapsed_s": t, "qp": r["qp"], "gain_db": float(r["gain"])}
+               for r, t in zip(mon_rows, cumulative_elapsed(mon_rows), strict=True)]
+    train_elapsed = cumulative_elapsed(train_rows)
     sources = corpus_rec["sources"]
     val = set(config.val_sequences or ())
     card: dict[str, Any] = {
@@ -150,6 +153,7 @@ def write_card(name: str, recipe, run: Path, heldout_dirs: list[str], out: Path,
             "command": " ".join(command),
             "train_config": config.to_dict(),
             "qp_loss_weights": record.get("resolved", {}).get("qp_loss_weights"),
+            "stages": list(stages or [config.steps]),
         },
         "corpus": {
             "codec": corpus_rec["codec"], "config": corpus_rec["config"],
@@ -163,7 +167,7 @@ def write_card(name: str, recipe, run: Path, heldout_dirs: list[str], out: Path,
         "training": {
             "steps": int(last["step"]), "best_step": slim["step"],
             "best_validation_gain_db": _r(slim["best_metric"]),
-            "wall_time_s": float(train_rows[-1]["elapsed_s"]) if train_rows else None,
+            "wall_time_s": train_elapsed[-1] if train_elapsed else None,
             "patches_per_s": _r(np.mean([float(r["patches_per_s"]) for r in train_rows]), 1)
             if train_rows else None,
             "machine": machine(),
@@ -178,6 +182,20 @@ def write_card(name: str, recipe, run: Path, heldout_dirs: list[str], out: Path,
     write_text_atomic(out / f"{name}.md", card_markdown(card))
     write_json_atomic(out / f"{name}.json", card)
     return card
+
+
+def cumulative_elapsed(rows: list[dict[str, Any]]) -> list[float]:
+    """Training time of each log row counted from the run's start: every resumed invocation
+    logs `elapsed_s` from its own start, so where it falls, the time before is added."""
+    out: list[float] = []
+    offset = last = 0.0
+    for r in rows:
+        t = float(r["elapsed_s"])
+        if t < last:
+            offset += last
+        last = t
+        out.append(offset + t)
+    return out
 
 
 def _started_from(init_from: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -290,8 +308,13 @@ def card_markdown(card: dict[str, Any]) -> str:
               "Training configuration (`codecnn train` fields):", "", "```"]
     cfg = card["recipe"]["train_config"]
     lines += [f"{k} = {v}" for k, v in cfg.items() if k not in ("data", "monitor")]
+    stages = card["recipe"].get("stages") or []
+    schedule = ([f"Trained to step {stages[0]} (cosine over {stages[0]} steps), then resumed "
+                 "to " + ", then ".join(map(str, stages[1:])) + " (`codecnn train --resume "
+                 "RUN --steps N`: the cosine stretches from there, a warm restart at a "
+                 "fraction of the learning rate).", ""] if len(stages) > 1 else [])
     corpus = card["corpus"]
-    lines += ["```", "",
+    lines += ["```", "", *schedule,
               "Per-QP loss weights (1 / error energy, mean 1): "
               f"{card['recipe']['qp_loss_weights']}",
               "", "## Corpus", "",
