@@ -175,3 +175,30 @@ def test_user_errors_are_one_line_naming_the_file(data, tmp_path):
     with pytest.raises(DataError, match="already exists"):
         export_model(data / "rec" / "last.pt", tmp_path / "m.onnx", [data / "shards"],
                      progress=False)
+
+
+def test_int8_ablation_options(data, exported, tmp_path):
+    """The options tools/int8_ablation.py uses: a convolution kept in float reads a float
+    tensor (no DequantizeLinear before it), and 16-bit activations stay closer to the float
+    model than 8-bit ones on real CTUs."""
+    import onnx
+
+    from codecnn.export.int8 import conv_nodes, quantise_int8
+
+    fp32 = exported["files"]["onnx"]
+    raw, bd = read_patches([data / "shards"], ("rec", "qp", "depth"), 2, 4)
+    x = normalise(raw, ("rec", "qp", "depth"), bd)
+    head = conv_nodes(fp32)[0]
+    quantise_int8(fp32, tmp_path / "head.onnx", x, keep_float=(head,))
+    graph = onnx.load(str(tmp_path / "head.onnx")).graph
+    producers = {o: n.op_type for n in graph.node for o in n.output}
+    conv = next(n for n in graph.node if n.name == head)
+    assert producers.get(conv.input[0]) != "DequantizeLinear"
+    quantise_int8(fp32, tmp_path / "a16.onnx", x, activation_bits=16)
+    model, _ = load_model(data / "depth" / "last.pt")
+    with torch.inference_mode():
+        want = model(torch.from_numpy(x))
+    err = {name: (OnnxFilter(path)(torch.from_numpy(x)) - want).abs().max().item()
+           for name, path in [("a8", exported["files"]["int8"]),
+                              ("a16", tmp_path / "a16.onnx")]}
+    assert err["a16"] < err["a8"] / 2

@@ -37,11 +37,24 @@ class _Reader:
         self._i = 0
 
 
+def conv_nodes(fp32_path: str | os.PathLike) -> list[str]:
+    """The names of the model's convolutions in graph order (the first reads the input
+    planes, the last writes the residual)."""
+    import onnx
+
+    return [n.name for n in onnx.load(str(fp32_path)).graph.node if n.op_type == "Conv"]
+
+
 def quantise_int8(fp32_path: str | os.PathLike, out_path: str | os.PathLike,
-                  calib_x: np.ndarray) -> dict[str, Any]:
+                  calib_x: np.ndarray, activation_bits: int = 8,
+                  keep_float: tuple[str, ...] = ()) -> dict[str, Any]:
     """Write the int8 model of an exported fp32 ONNX model, calibrated on `calib_x`
     (normalised inputs [N, C, P, P]); keeps codecnn's metadata, precision "int8". Atomic.
-    Returns the settings used."""
+
+    activation_bits 16 keeps int8 weights with 16-bit activations (W8A16, onnxruntime's
+    16-bit QDQ, opset 21); keep_float names convolutions left in float (see conv_nodes).
+    These two exist to find where int8 loses the gain (tools/int8_ablation.py); `codecnn
+    export --int8` uses the defaults. Returns the settings used."""
     import onnx
     from onnxruntime.quantization import (
         CalibrationMethod,
@@ -54,14 +67,19 @@ def quantise_int8(fp32_path: str | os.PathLike, out_path: str | os.PathLike,
     from codecnn.io.atomic import atomic_output
 
     meta = read_onnx_meta(fp32_path)
-    settings = {"format": "QDQ", "weights": "int8 per channel", "activations": "uint8",
-                "calibration": "MinMax", "calibration_patches": int(len(calib_x))}
+    if activation_bits not in (8, 16):
+        raise ValueError(f"activation_bits must be 8 or 16, got {activation_bits}")
+    activations = QuantType.QUInt8 if activation_bits == 8 else QuantType.QUInt16
+    settings = {"format": "QDQ", "weights": "int8 per channel",
+                "activations": f"uint{activation_bits}", "calibration": "MinMax",
+                "calibration_patches": int(len(calib_x)), "float_convolutions": list(keep_float)}
     with tempfile.TemporaryDirectory() as tmpdir, atomic_output(out_path) as tmp:
         pre = Path(tmpdir) / "pre.onnx"
         quant_pre_process(str(fp32_path), str(pre), skip_symbolic_shape=True)
         quantize_static(str(pre), str(tmp), _Reader(calib_x), quant_format=QuantFormat.QDQ,
-                        per_channel=True, activation_type=QuantType.QUInt8,
-                        weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax)
+                        per_channel=True, activation_type=activations,
+                        weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax,
+                        nodes_to_exclude=list(keep_float))
         proto = onnx.load(str(tmp))
         set_metadata(proto, {**meta, "precision": "int8", "int8": settings})
         onnx.save(proto, str(tmp))
