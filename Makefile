@@ -30,7 +30,7 @@ bench: venv
 	for b in codec extract train infer satd hevc_maps; do $(PY) tools/bench_$$b.py || exit 1; done
 
 # Rebuild the shipped models from nothing (corpus, training, cards) and install them into
-# codecnn/zoo/: about 2 hours on 2 CPU cores. CORPUS and ZOO_RUNS may point elsewhere.
+# codecnn/zoo/: about 3 hours on 2 CPU cores. CORPUS and ZOO_RUNS may point elsewhere.
 CORPUS   ?= corpus
 ZOO_RUNS ?= zoo_runs
 # The HEVC model first: the VVC recipe starts from its weights (zoo:rdn-hevc-ai-depth).

@@ -37,7 +37,7 @@ TINY = [
 # Lines not run here, and why.
 SKIP = {
     "torchrun": "needs several processes (tests/test_train.py runs torchrun on 2)",
-    "codecnn zoo train": "the 2-hour rebuild (tests/test_zoo.py builds a tiny recipe)",
+    "codecnn zoo train": "the 3-hour rebuild (tests/test_zoo.py rebuilds a tiny recipe)",
     "codecnn demo": "make demo runs it",
     "tensorboard": "a viewer",
 }

@@ -120,3 +120,42 @@ def test_the_vvc_card_names_its_parent_and_where_it_does_not_gain():
     losing = [f"{s} QP {q}" for s, v in per_seq.items() for q, p in v["per_qp"].items()
               if p["gain_db"] <= 0]
     assert all(any(x in line for line in shortfalls) for x in losing)
+
+
+def test_rebuild_trains_a_recipe_in_stages_and_writes_its_card(tmp_path, monkeypatch):
+    """`codecnn zoo train` at a tiny size: corpus, a first run, its resume to the recipe's
+    extend_to, the held-out card; run again, it trains nothing."""
+    from codecnn.zoo import recipes
+
+    tiny = recipes.Recipe(
+        name="tiny", description="a test recipe", codec="vvc", config="ai",
+        train={"preset": "rdn-s", "model_overrides": {"features": 8, "blocks": 1, "layers": 2,
+                                                      "growth": 4},
+               "planes": ("rec", "qp"), "steps": 3, "batch_size": 2, "crop": 32,
+               "val_every": 3, "log_every": 1, "sampling": "balanced", "in_memory": True,
+               "workers": 0, "val_sequences": ("coffee",)},
+        extend_to=(6,))
+    assert tiny.stages() == [3, 6] and tiny.stages(steps=30) == [30, 60]
+    monkeypatch.setitem(recipes.RECIPES, "tiny", tiny)
+    kw = dict(corpus=tmp_path / "c", out_dir=tmp_path / "z", jobs=1, wallpapers=False,
+              only=("astronaut", "coffee", "chelsea"), qps=(32, 37), echo=lambda *_: None,
+              command=["codecnn", "zoo", "train", "tiny"])
+    card = recipes.rebuild("tiny", **kw)
+    run = tmp_path / "z" / "tiny" / "run"
+    steps = [int(r.split(",")[0]) for r in (run / "train.csv").read_text().splitlines()[1:]]
+    assert steps == [1, 2, 3, 4, 5, 6]  # one run: 3 steps, then resumed to 6
+    assert card["training"]["steps"] == 6 and card["recipe"]["stages"] == [3, 6]
+    assert card["corpus"]["heldout_sources"] == ["chelsea"]
+    assert [r["qp"] for r in card["heldout"]["per_qp"]] == [32, 37]
+    md = (tmp_path / "z" / "tiny" / "tiny.md").read_text()
+    assert "Trained to step 3" in md and "then resumed to 6" in md
+    before = (run / "train.csv").read_text()
+    recipes.rebuild("tiny", **kw)
+    assert (run / "train.csv").read_text() == before  # finished: nothing trained again
+
+
+def test_card_wall_time_adds_up_resumed_invocations():
+    from codecnn.zoo.card import cumulative_elapsed
+
+    rows = [{"elapsed_s": t} for t in (10, 20, 30, 5, 15, 2)]
+    assert cumulative_elapsed(rows) == [10, 20, 30, 35, 45, 47]
