@@ -23,7 +23,7 @@ demo: venv
 # module fixtures (real encodes, tiny trainings) are made once.
 test: venv
 	$(VENV)/bin/ruff check .
-	$(PY) -m pytest -q -n auto --dist loadfile
+	$(PY) -m pytest -q -n auto --dist loadfile --no-loadscope-reorder
 
 # Every benchmark with its default (CPU) settings; BENCHMARKS.md records the results.
 bench: venv

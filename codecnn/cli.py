@@ -332,11 +332,11 @@ def analyze() -> None:
 def analyze_satd(data, rec, orig, size, bit_depth, frames, block, qps, overwrite,
                  out_dir) -> None:
     """Rank candidate predictions by Hadamard-SATD, DCT-SATD and SSE; JSON + PNG."""
-    from codecnn.analysis.ranking import run_satd_analysis
+    from codecnn.analysis.satd_ranking import satd_report
     from codecnn.io.yuv import parse_size
 
     _refuse_replacing(out_dir, ("satd.json", "satd.png"), overwrite)
-    result = run_satd_analysis(
+    result = satd_report(
         out_dir, data=list(data) or None, rec=rec, orig=orig,
         size=parse_size(size) if size else None, bit_depth=int(bit_depth) if bit_depth else None,
         block=int(block), qps=qps, frames=frames)
@@ -354,10 +354,10 @@ def analyze_satd(data, rec, orig, size, bit_depth, frames, block, qps, overwrite
               help="Output dir.")
 def analyze_correlation(data, qps, overwrite, out_dir) -> None:
     """Pearson/Spearman of CTU residual MSE with slice QP and mean CU depth; JSON + PNG."""
-    from codecnn.analysis.correlation import run_correlation
+    from codecnn.analysis.correlation import correlation_report
 
     _refuse_replacing(out_dir, ("correlation.json", "correlation.png"), overwrite)
-    result = run_correlation(list(data), out_dir, qps=qps)
+    result = correlation_report(list(data), out_dir, qps=qps)
     click.echo(result["table"])
     click.echo("wrote " + ", ".join(result["files"]))
 
@@ -382,10 +382,10 @@ def analyze_correlation(data, qps, overwrite, out_dir) -> None:
 def analyze_weights(data, qps, a_bounds, b_bounds, init_points, iterations, seed,
                     overwrite, out_dir) -> None:
     """Bayesian search of a, b in w = a*QP + b*depth maximising corr(w, MSE); JSON + PNG."""
-    from codecnn.analysis.weights import run_weights
+    from codecnn.analysis.weights import weights_report
 
     _refuse_replacing(out_dir, ("weights.json", "weights.png"), overwrite)
-    result = run_weights(list(data), out_dir, qps=qps, a_bounds=tuple(a_bounds),
+    result = weights_report(list(data), out_dir, qps=qps, a_bounds=tuple(a_bounds),
                          b_bounds=tuple(b_bounds), init_points=init_points, n_iter=iterations,
                          seed=seed)
     click.echo(result["table"])
@@ -743,11 +743,11 @@ main.add_command(compare_cmd)
 from codecnn.cli_reproduce import reproduce_group  # noqa: E402
 
 main.add_command(reproduce_group)
-from codecnn.experiments.commands import sweep_cmd  # noqa: E402, I001
+from codecnn.cli_experiments import sweep_cmd  # noqa: E402, I001
 main.add_command(sweep_cmd)
-from codecnn.experiments.commands import inspect_cmd  # noqa: E402, I001
+from codecnn.cli_experiments import inspect_cmd  # noqa: E402, I001
 main.add_command(inspect_cmd)
-from codecnn.export.cli import export_cmd  # noqa: E402, I001
+from codecnn.cli_export import export_cmd  # noqa: E402, I001
 main.add_command(export_cmd)
 
 

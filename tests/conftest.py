@@ -52,3 +52,17 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+# The files that take longest, longest first (measured with `pytest --junitxml`, summed per
+# file). `make test` hands whole files to its workers in collection order
+# (--dist loadfile --no-loadscope-reorder), so starting the long ones first keeps one worker
+# from running a long file alone at the end.
+LONGEST_FIRST = ("test_bad_inputs", "test_train", "test_evaluate", "test_families",
+                 "test_models", "test_export", "test_readme", "test_fuzz", "test_demo",
+                 "test_extract", "test_analysis", "test_hevc")
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.stem, len(rank)))  # stable: order kept

@@ -16,11 +16,11 @@ from conftest import assert_one_line_error, run_cli
 
 from codecnn.analysis.correlation import analyze_correlation, pearson, spearman
 from codecnn.analysis.ctu_data import load_ctu_table
-from codecnn.analysis.ranking import (
+from codecnn.analysis.satd_ranking import (
     candidate_predictions,
     dc_heavy_example,
     rank_statistics,
-    run_satd_analysis,
+    satd_report,
 )
 from codecnn.analysis.weights import analyze_weights, closed_form
 from codecnn.errors import DataError
@@ -203,7 +203,7 @@ def test_rank_statistics_counts_disagreements():
 
 
 def test_satd_analysis_on_shards_and_yuv(shards, tmp_path):
-    res = run_satd_analysis(tmp_path / "s", data=[shards], block=8, progress=False)
+    res = satd_report(tmp_path / "s", data=[shards], block=8, progress=False)
     js = json.loads((tmp_path / "s" / "satd.json").read_text())
     assert (tmp_path / "s" / "satd.png").stat().st_size > 0
     # 160 CTUs × 16 blocks, minus the blocks outside the valid area of the 32 edge CTUs
@@ -220,7 +220,7 @@ def test_satd_analysis_on_shards_and_yuv(shards, tmp_path):
         with open(tmp_path / name, "wb") as f:
             for frame in arr:
                 f.write(frame.tobytes() + np.full(2 * 16 * 32, 128, np.uint8).tobytes())
-    res = run_satd_analysis(tmp_path / "y", rec=tmp_path / "r_64x32.yuv",
+    res = satd_report(tmp_path / "y", rec=tmp_path / "r_64x32.yuv",
                             orig=tmp_path / "o_64x32.yuv", block=8, progress=False)
     assert res["ranking"]["blocks"] == 2 * 4 * 8
     proc = run_cli("analyze", "satd", "--rec", tmp_path / "r_64x32.yuv", "--orig",
@@ -327,7 +327,7 @@ def test_weights_figure_is_scale_free_and_marks_the_optimum(shards):
 
 
 def test_satd_figure_says_what_the_rate_and_the_candidates_are(shards, tmp_path):
-    from codecnn.analysis.ranking import analyze_blocks, iter_shard_blocks, satd_figure
+    from codecnn.analysis.satd_ranking import analyze_blocks, iter_shard_blocks, satd_figure
 
     metrics = analyze_blocks(iter_shard_blocks([shards], None, False), 8)
     result = {"block": 8, "ranking": rank_statistics(metrics),

@@ -10,7 +10,7 @@ from conftest import assert_one_line_error, run_cli
 from test_extract import FMT, FRAMES, H, W, make_yuv, random_map
 
 from codecnn.datasets import ShardDataset, dataset_info, split_by_sequence
-from codecnn.datasets.shards import _dihedral
+from codecnn.datasets.shard_dataset import _dihedral
 from codecnn.errors import DataError
 from codecnn.extract import extract_yuv
 from codecnn.io.yuv import YuvReader

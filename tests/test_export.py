@@ -19,7 +19,7 @@ from codecnn.evaluate import evaluate_data, filter_yuv
 from codecnn.evaluate.model_io import load_filter
 from codecnn.export import int16
 from codecnn.export.calib import read_patches
-from codecnn.export.run import export_model
+from codecnn.export.deploy import export_model
 from codecnn.export.runtime import OnnxFilter, read_onnx_meta
 from codecnn.export.to_onnx import TOLERANCE, normalise
 from codecnn.models import load_model

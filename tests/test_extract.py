@@ -20,7 +20,7 @@ from codecnn.codec.manifest import CodedSequence, PictureInfo, save_manifest
 from codecnn.demo.stages import run_extract_stage
 from codecnn.errors import DataError
 from codecnn.extract import ExtractOptions, extract_manifests, extract_yuv
-from codecnn.io.shard import META_DTYPE, open_shard
+from codecnn.io.shard import ATTRS, META_DTYPE, open_shard
 from codecnn.io.sideinfo import parse_vtm_trace
 from codecnn.io.yuv import YuvFormat, YuvReader, write_yuv
 
@@ -66,6 +66,7 @@ def test_patches_equal_direct_slices(tmp_path, pair):
     assert s["orig"].shape == (12, 128, 128) and s["qp"].dtype == np.uint8
     assert "depth" not in s and not s["attrs"]["has_depth"]
     assert s["meta"].dtype == META_DTYPE
+    assert set(s["attrs"]) == set(ATTRS)  # the schema lists exactly what the writer stores
     rec, orig = YuvReader(rec_path, FMT), YuvReader(orig_path, FMT)
     meta = s["meta"]
     assert [(int(m["ctu_x"]), int(m["ctu_y"]), int(m["valid_w"]), int(m["valid_h"]))

@@ -9,7 +9,7 @@ import torch
 from conftest import run_cli
 
 from codecnn.datasets import ShardDataset
-from codecnn.datasets.shards import _dihedral
+from codecnn.datasets.shard_dataset import _dihedral
 from codecnn.models import build_model
 from codecnn.train import TrainConfig
 from codecnn.train.loop import qp_loss_weights

@@ -67,7 +67,7 @@ def make_shards(out_dir: Path, sequences=("astronaut", "coffee"), qps=(37,), wid
                 height: int = 192, frames: int = 2, depth: bool = False) -> list[Path]:
     """One shard per (sequence, QP) in out_dir: frames × ceil(w/128)·ceil(h/128) patches;
     with `depth`, each also carries a stand-in depth plane (see _depth_map)."""
-    from codecnn.extract.run import ExtractOptions, extract_yuv
+    from codecnn.extract.extraction import ExtractOptions, extract_yuv
 
     work = out_dir / "yuv"
     work.mkdir(parents=True, exist_ok=True)

@@ -48,8 +48,8 @@ def main() -> None:
 
     from codecnn.evaluate import evaluate_manifests
     from codecnn.export.calib import read_patches
+    from codecnn.export.deploy import export_model
     from codecnn.export.int8 import conv_nodes, quantise_int8
-    from codecnn.export.run import export_model
     from codecnn.export.to_onnx import normalise
 
     out = Path(args.out)

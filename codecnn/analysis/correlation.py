@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from codecnn.analysis.ctu_data import CtuTable, load_ctu_table
-from codecnn.analysis.report import markdown_table, pyplot, save_figure, write_json
+from codecnn.analysis.outputs import markdown_table, pyplot, save_figure, write_json
 from codecnn.errors import DataError
 
 
@@ -245,7 +245,7 @@ def _where(table: CtuTable) -> str:
         f"{len(table.shards)} shards in {Path(table.shards[0]).parent}")
 
 
-def run_correlation(data: str | os.PathLike | Sequence[str | os.PathLike],
+def correlation_report(data: str | os.PathLike | Sequence[str | os.PathLike],
                     out_dir: str | os.PathLike, qps: Sequence[int] | None = None,
                     progress: bool = True) -> dict[str, Any]:
     """Load shards, correlate, write OUT/correlation.json and OUT/correlation.png.

@@ -19,7 +19,7 @@ import numpy as np
 
 from codecnn.analysis.correlation import analyze_correlation
 from codecnn.analysis.ctu_data import CtuTable
-from codecnn.analysis.report import markdown_table, pyplot, save_figure, write_json
+from codecnn.analysis.outputs import markdown_table, pyplot, save_figure, write_json
 from codecnn.analysis.weights import analyze_weights
 
 # The notes' numbers (Pearson r unless said), keyed like the rows below; None: not given.
@@ -135,5 +135,5 @@ def write_seed_correlation(result: dict[str, Any], out_dir: str | os.PathLike,
                            f"\n\n{table}\n")
     js = write_json(out / "seed_correlation.json", result)
     png = plot_seed_correlation(result, out / "seed_correlation.png",
-                                f"depth: {depth_source.split(':')[0]}")
+                                f"depth: {depth_source.split(' (')[0]}")  # no paths
     return {**result, "files": [str(md), str(js), str(png)]}

@@ -18,7 +18,7 @@ import numpy as np
 
 from codecnn.analysis.correlation import UndefinedCorrelation, pearson, pearson_r
 from codecnn.analysis.ctu_data import CtuTable, load_ctu_table
-from codecnn.analysis.report import markdown_table, pyplot, save_figure, write_json
+from codecnn.analysis.outputs import markdown_table, pyplot, save_figure, write_json
 from codecnn.errors import DataError
 
 UNDEFINED_SCORE = -1.0  # objective value where w is constant (a = b = 0): the worst corr
@@ -261,7 +261,7 @@ def weights_figure(result: dict[str, Any]):
     return fig
 
 
-def run_weights(data: str | os.PathLike | Sequence[str | os.PathLike],
+def weights_report(data: str | os.PathLike | Sequence[str | os.PathLike],
                 out_dir: str | os.PathLike, *, qps: Sequence[int] | None = None,
                 a_bounds=(-10.0, 10.0), b_bounds=(-10.0, 10.0), init_points: int = 8,
                 n_iter: int = 40, seed: int = 0, progress: bool = True) -> dict[str, Any]:
@@ -279,5 +279,5 @@ def run_weights(data: str | os.PathLike | Sequence[str | os.PathLike],
     return result
 
 
-__all__ = ["analyze_weights", "bo_search", "closed_form", "corr_at_angle", "run_weights",
+__all__ = ["analyze_weights", "bo_search", "closed_form", "corr_at_angle", "weights_report",
            "weighted_corr", "weights_figure"]

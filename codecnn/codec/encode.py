@@ -338,6 +338,94 @@ def _cpus() -> int:
         return os.cpu_count() or 1
 
 
+def _codec_for(codec: str,
+               vtm_decoder: str | os.PathLike | None) -> tuple[CodecSpec, Path | None]:
+    """The codec's spec and the VTM decoder to trace with; with a VTM decoder the spec is the
+    traceable one (VVenC without IBC, where VTM's tracing stops)."""
+    spec = get_codec(codec)
+    if vtm_decoder is None:
+        return spec, None
+    from codecnn.codec.vtm import find_vtm_decoder, traceable
+
+    if codec != "vvc":
+        raise CodecError(f"--vtm-decoder gives VVC depth; {codec} has its own or none")
+    vtm_path = find_vtm_decoder(vtm_decoder)
+    return traceable(spec), vtm_path
+
+
+def _check_settings(spec: CodecSpec, config: str, preset: str | None, qps: Sequence[int],
+                    jobs: int) -> tuple[str, list[int]]:
+    """CodecError for a bad configuration, preset, QP or job count; returns the preset
+    (the codec's default for None) and the checked QPs."""
+    preset = preset or spec.default_preset
+    if config not in ("ai", "ra"):
+        raise CodecError(f"config must be ai or ra, got {config!r}")
+    if preset not in spec.presets:
+        raise CodecError(f"preset must be one of {', '.join(spec.presets)}, got {preset!r}")
+    qps = check_qps(qps, spec)
+    if jobs < 1:
+        raise CodecError(f"-j must be at least 1, got {jobs}")
+    return preset, qps
+
+
+def _qp_dirs(out_dir: str | os.PathLike, source: str, codec: str, config: str,
+             qps: list[int], overwrite: bool) -> dict[int, Path]:
+    """Each QP's output directory; CodecError where one already holds a manifest and
+    `overwrite` is off (checked before anything is written)."""
+    dirs = {qp: qp_dir(out_dir, source, codec, config, qp) for qp in qps}
+    existing = [dirs[qp] / "manifest.json" for qp in qps]
+    existing = [p for p in existing if p.exists()]
+    if existing and not overwrite:
+        raise CodecError(f"{existing[0]} exists; pass --overwrite to encode again")
+    return dirs
+
+
+def _write_original(input_path: str | os.PathLike, src_dir: Path, qp_dirs: list[Path],
+                    ff: FFmpeg, overwrite: bool, frames: int | None,
+                    size: tuple[int, int] | None, bit_depth: int | None, chroma: str | None,
+                    fps: float | str | None, crop: tuple[int, int] | None,
+                    scale: tuple[int, int] | None, select: str | None,
+                    alpha: str | None) -> Original:
+    """Write SRC_DIR/original.yuv atomically; returns it with commands naming its final path.
+
+    Every codec, configuration and QP of the source shares this one original, so an existing
+    one with other content is an error unless `overwrite`.
+    """
+    orig_path = src_dir / "original.yuv"
+    with new_directory(src_dir):  # a refused input leaves no empty OUT/<source>/ behind
+        for d in (src_dir, *qp_dirs):
+            remove_stale_temporaries(d)  # what an interrupted encode left
+        with atomic_output(orig_path) as staged:
+            original = prepare_original(input_path, staged, ff, frames, size, bit_depth,
+                                        chroma, fps, crop, scale, select, alpha)
+            if orig_path.exists() and not overwrite and not _same_file(staged, orig_path):
+                raise CodecError(f"{orig_path} exists with different content (another input, "
+                                 "crop or frame count); pass --overwrite or another -o/--name")
+    # the commands wrote the staged name (their last argument): record the final one
+    return Original(orig_path, original.format, original.frames, original.fps,
+                    {k: v[:-1] + [str(orig_path)] for k, v in original.commands.items()})
+
+
+def _encode_qps(ff: FFmpeg, spec: CodecSpec, original: Original, source: str,
+                qps: list[int], config: str, preset: str, dirs: dict[int, Path],
+                intra_period: int | None, jobs: int, progress: bool,
+                vtm_decoder: Path | None) -> list[CodedSequence]:
+    """encode_qp for every QP, `jobs` at a time (the CPUs shared among them); ascending QP."""
+    versions = {"ffmpeg": ff.version,
+                spec.encoder: encoder_version(ff.path, spec.encoder, spec.version_pattern),
+                "codecnn": __version__}
+    jobs = min(jobs, len(qps))
+    threads = max(1, _cpus() // jobs) if jobs > 1 else None
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(qps), desc=f"encode {source} {config}", unit="QP", file=sys.stderr,
+               disable=None if progress else True, leave=False)
+    results = map_threads(lambda qp: encode_qp(ff, spec, original, source, qp, config, preset,
+                                               dirs[qp], versions, intra_period,
+                                               threads, vtm_decoder), qps, jobs, bar)
+    return sorted(results, key=lambda s: s.qp)
+
+
 def encode_sequence(
     input_path: str | os.PathLike,
     qps: Sequence[int],
@@ -383,58 +471,18 @@ def encode_sequence(
     Returns: the CodedSequence of each QP, ascending QP. Writes the layout in the module doc.
     """
     input_path = resolve_input(input_path)
-    spec = get_codec(codec)
-    if vtm_decoder is not None:
-        from codecnn.codec.vtm import find_vtm_decoder, traceable
-
-        if codec != "vvc":
-            raise CodecError(f"--vtm-decoder gives VVC depth; {codec} has its own or none")
-        vtm_decoder = find_vtm_decoder(vtm_decoder)
-        spec = traceable(spec)
-    preset = preset or spec.default_preset
-    if config not in ("ai", "ra"):
-        raise CodecError(f"config must be ai or ra, got {config!r}")
-    if preset not in spec.presets:
-        raise CodecError(f"preset must be one of {', '.join(spec.presets)}, got {preset!r}")
-    qps = check_qps(qps, spec)
-    if jobs < 1:
-        raise CodecError(f"-j must be at least 1, got {jobs}")
+    spec, vtm_path = _codec_for(codec, vtm_decoder)
+    preset, qps = _check_settings(spec, config, preset, qps, jobs)
     ff = find_ffmpeg(ffmpeg, spec.encoder, spec.decoder, "trace_headers")
     if spec.check is not None:
         spec.check()
     source = name or Path(input_path).stem
-    src_dir = Path(out_dir) / source
-    dirs = {qp: qp_dir(out_dir, source, codec, config, qp) for qp in qps}
-    existing = [dirs[qp] / "manifest.json" for qp in qps]
-    existing = [p for p in existing if p.exists()]
-    if existing and not overwrite:
-        raise CodecError(f"{existing[0]} exists; pass --overwrite to encode again")
-    orig_path = src_dir / "original.yuv"
-    with new_directory(src_dir):  # a refused input leaves no empty OUT/<source>/ behind
-        for d in (src_dir, *dirs.values()):
-            remove_stale_temporaries(d)  # what an interrupted encode left
-        with atomic_output(orig_path) as staged:
-            original = prepare_original(input_path, staged, ff, frames, size, bit_depth,
-                                        chroma, fps, crop, scale, select, alpha)
-            if orig_path.exists() and not overwrite and not _same_file(staged, orig_path):
-                raise CodecError(f"{orig_path} exists with different content (another input, "
-                                 "crop or frame count); pass --overwrite or another -o/--name")
-    original = Original(orig_path, original.format, original.frames, original.fps,
-                        {k: v[:-1] + [str(orig_path)] for k, v in original.commands.items()})
-
-    versions = {"ffmpeg": ff.version,
-                spec.encoder: encoder_version(ff.path, spec.encoder, spec.version_pattern),
-                "codecnn": __version__}
-    jobs = min(jobs, len(qps))
-    threads = max(1, _cpus() // jobs) if jobs > 1 else None
-    from tqdm import tqdm
-
-    bar = tqdm(total=len(qps), desc=f"encode {source} {config}", unit="QP", file=sys.stderr,
-               disable=None if progress else True, leave=False)
-    results = map_threads(lambda qp: encode_qp(ff, spec, original, source, qp, config, preset,
-                                               dirs[qp], versions, intra_period,
-                                               threads, vtm_decoder), qps, jobs, bar)
-    return sorted(results, key=lambda s: s.qp)
+    dirs = _qp_dirs(out_dir, source, codec, config, qps, overwrite)
+    original = _write_original(input_path, Path(out_dir) / source, list(dirs.values()), ff,
+                               overwrite, frames, size, bit_depth, chroma, fps, crop, scale,
+                               select, alpha)
+    return _encode_qps(ff, spec, original, source, qps, config, preset, dirs, intra_period,
+                       jobs, progress, vtm_path)
 
 
 @dataclass(frozen=True)

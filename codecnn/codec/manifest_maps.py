@@ -1,6 +1,6 @@
 """The per-picture facts and side-info maps a manifest describes, read by one rule.
 
-Extraction (`codecnn.extract.run`) and evaluation (`codecnn.evaluate.sequences`) both read
+Extraction (`codecnn.extract.extraction`) and evaluation (`codecnn.evaluate.sequences`) both read
 a coded sequence's pictures and its QP and depth maps here, so a shard and an evaluation of
 the same manifest see the same POCs, slice QPs and maps. The map files themselves are read
 by `codecnn.io.sideinfo` (raw planes, decoder dumps, VTM block statistics).

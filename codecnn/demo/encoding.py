@@ -27,8 +27,9 @@ DEMO_SOURCES = (("carphone_pristine", None, "carphone"), ("bikes", (320, 136), "
 
 
 def plot_per_source(points: list[tuple[str, float, float]], path: Path, xlabel: str,
-                    ylabel: str, title: str = "") -> Path:
-    """One line per source through its (x, y) points, sorted by x; PNG written atomically."""
+                    ylabel: str, title: str = "", logx: bool = False) -> Path:
+    """One line per source through its (x, y) points, sorted by x; PNG written atomically.
+    logx: a logarithmic x axis (bitrates of different sources differ a hundredfold)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -39,6 +40,8 @@ def plot_per_source(points: list[tuple[str, float, float]], path: Path, xlabel: 
         pts = sorted((x, y) for s, x, y in points if s == source)
         ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", label=source)
     ax.set_xlabel(xlabel)
+    if logx:
+        ax.set_xscale("log")
     ax.set_ylabel(ylabel)
     if title:
         ax.set_title(title)
@@ -51,7 +54,7 @@ def plot_per_source(points: list[tuple[str, float, float]], path: Path, xlabel: 
 def plot_rd(rows, path: Path, title: str = "") -> Path:
     """Rate-distortion curves (PSNR-Y over kbit/s) per source."""
     return plot_per_source([(r.source, r.kbps, r.psnr_y) for r in rows], path,
-                           "bitrate (kbit/s)", "PSNR-Y (dB)", title)
+                           "bitrate (kbit/s, log scale)", "PSNR-Y (dB)", title, logx=True)
 
 
 def run_encode_stage(out_dir: str | os.PathLike, frames: int = 8, qps=DEMO_QPS,

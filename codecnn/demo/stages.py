@@ -126,9 +126,9 @@ def _pct(x: float | None) -> str:
 def run_correlation_stage(shard_dir: str | os.PathLike, out_dir: str | os.PathLike,
                           echo: Echo = print) -> dict[str, Any]:
     """Correlation analysis of the demo's shards; says the table."""
-    from codecnn.analysis.correlation import run_correlation
+    from codecnn.analysis.correlation import correlation_report
 
-    result = run_correlation(shard_dir, out_dir, progress=False)
+    result = correlation_report(shard_dir, out_dir, progress=False)
     echo(result["table"])
     return result
 
@@ -136,8 +136,8 @@ def run_correlation_stage(shard_dir: str | os.PathLike, out_dir: str | os.PathLi
 def run_weights_stage(shard_dir: str | os.PathLike, out_dir: str | os.PathLike,
                       echo: Echo = print) -> dict[str, Any]:
     """Weights search on shards with depth (HEVC via libde265); says the table."""
-    from codecnn.analysis.weights import run_weights
+    from codecnn.analysis.weights import weights_report
 
-    result = run_weights(shard_dir, out_dir, init_points=8, n_iter=40, progress=False)
+    result = weights_report(shard_dir, out_dir, init_points=8, n_iter=40, progress=False)
     echo(result["table"])
     return result

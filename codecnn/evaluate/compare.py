@@ -259,7 +259,8 @@ def markdown(c: dict[str, Any]) -> str:
              "**The runs were evaluated on different data** (--allow-different-data): "
              "their numbers are not comparable as they stand.", "",
              f"★ = on the Pareto front of {c['metric_label']} against kMAC/px. "
-             "BD-rate: Bjøntegaard (PCHIP) against the VVC anchor, averaged over sequences; "
+             "BD-rate: Bjøntegaard (PCHIP) against the unfiltered reconstruction (the codec's "
+             "own anchor), averaged over sequences; "
              "the CTU-switch column needs `codecnn eval --switch ctu`.", "",
              best_line(c), "", "## Overall", "", overall_table(c), ""]
     for q in c["qps"]:

@@ -273,7 +273,7 @@ def plot_activations(name: str, maps: torch.Tensor, rec: torch.Tensor, labels: l
     """Rows = CTUs, columns = the CTU's rec, then the k channels of largest standard
     deviation over the sample; each channel on one colour scale over the rows. Returns the
     channels shown."""
-    from codecnn.analysis.report import pyplot, save_figure
+    from codecnn.analysis.outputs import pyplot, save_figure
 
     plt = pyplot()
     channels = [int(c) for c in torch.argsort(channel_std, descending=True)[:k]]
@@ -313,7 +313,7 @@ def plot_residuals(p: Patches, pred: torch.Tensor, rows: list[int], ctu_stats: l
                    bit_depth: int, path: Path) -> None:
     """Per CTU: rec, true residual (orig − rec), predicted residual, true − predicted; the
     three residuals on one symmetric scale in code values."""
-    from codecnn.analysis.report import pyplot, save_figure
+    from codecnn.analysis.outputs import pyplot, save_figure
 
     plt = pyplot()
     b = p.border
@@ -363,21 +363,10 @@ def ctu_stats(p: Patches, pred: torch.Tensor, i: int) -> dict[str, Any]:
 # ----------------------------------------------------------------------------- entry point
 
 
-def inspect_model(model_ref: str, out_dir: str | Path, *, data: list[str] | None = None,
-                  yuv: str | None = None, orig: str | None = None,
-                  size: tuple[int, int] | None = None, bit_depth: int | None = None,
-                  qp: int | None = None, layers: list[str] | None = None, ctus: int = 4,
-                  sample: int = 64, maps: int = 8, overwrite: bool = False,
-                  progress: bool = True) -> dict[str, Any]:
-    """Write OUT/inspect.json, layers.md, activations_*.png and residual.png (see above);
-    returns the JSON report."""
-    from tqdm import tqdm
-
-    from codecnn.analysis.report import markdown_table, write_json
-    from codecnn.evaluate.model_io import check_bit_depth, load_filter
-    from codecnn.io.atomic import write_text_atomic
-
-    out_dir = Path(out_dir)
+def _check_inspect_args(out_dir: Path, data: list[str] | None, yuv: str | None,
+                        orig: str | None, ctus: int, sample: int, maps: int,
+                        overwrite: bool) -> None:
+    """CodecnnError for a non-empty OUT (without overwrite) or an inconsistent choice of data."""
     if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
         raise CodecnnError(f"{out_dir}: exists and is not empty (use --overwrite)")
     if bool(data) == bool(yuv):
@@ -386,31 +375,40 @@ def inspect_model(model_ref: str, out_dir: str | Path, *, data: list[str] | None
         raise CodecnnError(f"{yuv}: give --orig ORIG too (the true residual needs it)")
     if ctus < 1 or sample < 1 or maps < 1:
         raise CodecnnError("--ctus, --sample and --maps must be >= 1")
-    model, info = load_filter(model_ref, "cpu")
+
+
+def _load_patches(model: nn.Module, info: dict[str, Any], data: list[str] | None,
+                  yuv: str | None, orig: str | None, size: tuple[int, int] | None,
+                  bit_depth: int | None, qp: int | None, n: int) -> Patches:
+    """n patches from the shards or the YUV pair, cut as the model expects; DataError where
+    their border or bit depth is not the model's."""
+    from codecnn.evaluate.model_io import check_bit_depth
+
     planes, border = tuple(model.config.planes), int(model.config.border)
     if data:
-        p = patches_from_shards(list(data), planes, max(sample, ctus))
+        p = patches_from_shards(list(data), planes, n)
     else:
-        p = patches_from_yuv(yuv, orig, planes, max(sample, ctus), border, size, bit_depth, qp)
+        p = patches_from_yuv(yuv, orig, planes, n, border, size, bit_depth, qp)
     if p.border != border:
         raise DataError(f"{p.source.get('paths', [yuv])[0]}: patches have border {p.border}, "
                         f"the model {border}")
     check_bit_depth(info, p.source["bit_depth"], str((data or [yuv])[0]))
-    layers = list(layers) if layers else default_layers(model)
-    steps = tqdm(total=3 + len(layers), desc="inspect", unit="step", disable=None
-                 if progress else True)
-    moments, pred = layer_statistics(model, p.inputs, layers)
-    steps.update(1)
-    # CTUs to show: spread over the sample, whole CTUs first (edge CTUs hold padding)
+    return p
+
+
+def _ctus_to_show(p: Patches, ctus: int) -> list[int]:
+    """`ctus` sample indices spread over the sample, whole CTUs first (edge CTUs hold
+    padding): from every CTU only when fewer than `ctus` are whole."""
     full = [i for i in range(len(p.meta)) if bool(p.valid[i].all())]
     pool = full if len(full) >= ctus else list(range(len(p.meta)))
-    shown = [pool[i] for i in _spread(len(pool), ctus)]
-    captured = capture(model, p.inputs[shown], layers)
-    steps.update(1)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    rec = p.inputs[shown, 0, border:border + 128, border:border + 128] * p.peak
-    stats = {n: m.summary(n, type(dict(model.named_modules())[n]).__name__)
-             for n, m in moments.items()}
+    return [pool[i] for i in _spread(len(pool), ctus)]
+
+
+def _plot_layers(p: Patches, shown: list[int], layers: list[str], moments: dict[str, _Moments],
+                 captured: dict[str, torch.Tensor], stats: dict[str, dict[str, Any]],
+                 rec: torch.Tensor, maps: int, out_dir: Path, steps: Any) -> dict[str, str]:
+    """Write activations_<layer>.png per layer, noting the channels shown in `stats`;
+    returns layer -> file name. `steps` (tqdm) counts one step per layer."""
     figures = {}
     for n in layers:
         path = out_dir / f"activations_{_slug(n)}.png"
@@ -421,6 +419,63 @@ def inspect_model(model_ref: str, out_dir: str | Path, *, data: list[str] | None
         stats[n]["channels_shown"] = shown_ch
         figures[n] = path.name
         steps.update(1)
+    return figures
+
+
+def _write_layers_md(path: Path, model_ref: str, p: Patches, report: dict[str, Any],
+                     stats: dict[str, dict[str, Any]]) -> None:
+    """Write the per-layer statistics as a Markdown table under a short heading."""
+    from codecnn.analysis.outputs import markdown_table
+    from codecnn.io.atomic import write_text_atomic
+
+    table = markdown_table(
+        ["layer", "module", "shape", "mean", "std", "zeros", "dead ReLUs"],
+        [[s["layer"], s["module"], "×".join(map(str, s["shape"])), s["mean"], s["std"],
+          "—" if s["zero_fraction"] is None else f"{100 * s['zero_fraction']:.1f} %",
+          "—" if s["dead_fraction"] is None else
+          f"{100 * s['dead_fraction']:.1f} % ({len(s['dead_channels'])})"]
+         for s in stats.values()])
+    write_text_atomic(path, "\n".join([
+        f"# Inside {model_ref}", "",
+        f"{len(p.meta)} CTUs of {', '.join(p.source.get('paths') or [p.source.get('rec')])}; "
+        f"mean CTU gain {report['sample_mean_ctu_gain_db']:+.4f} dB.", "",
+        "Statistics over every CTU and position of the sample; for a convolution followed "
+        "by a ReLU, of its output after the ReLU. Dead ReLU: a channel that is zero "
+        "everywhere.", "", table]))
+
+
+def inspect_model(model_ref: str, out_dir: str | Path, *, data: list[str] | None = None,
+                  yuv: str | None = None, orig: str | None = None,
+                  size: tuple[int, int] | None = None, bit_depth: int | None = None,
+                  qp: int | None = None, layers: list[str] | None = None, ctus: int = 4,
+                  sample: int = 64, maps: int = 8, overwrite: bool = False,
+                  progress: bool = True) -> dict[str, Any]:
+    """Write OUT/inspect.json, layers.md, activations_*.png and residual.png (see above);
+    returns the JSON report."""
+    from tqdm import tqdm
+
+    from codecnn.analysis.outputs import write_json
+    from codecnn.evaluate.model_io import load_filter
+
+    out_dir = Path(out_dir)
+    _check_inspect_args(out_dir, data, yuv, orig, ctus, sample, maps, overwrite)
+    model, info = load_filter(model_ref, "cpu")
+    border = int(model.config.border)
+    p = _load_patches(model, info, data, yuv, orig, size, bit_depth, qp, max(sample, ctus))
+    layers = list(layers) if layers else default_layers(model)
+    steps = tqdm(total=3 + len(layers), desc="inspect", unit="step", disable=None
+                 if progress else True)
+    moments, pred = layer_statistics(model, p.inputs, layers)
+    steps.update(1)
+    shown = _ctus_to_show(p, ctus)
+    captured = capture(model, p.inputs[shown], layers)
+    steps.update(1)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rec = p.inputs[shown, 0, border:border + 128, border:border + 128] * p.peak
+    stats = {n: m.summary(n, type(dict(model.named_modules())[n]).__name__)
+             for n, m in moments.items()}
+    figures = _plot_layers(p, shown, layers, moments, captured, stats, rec, maps, out_dir,
+                           steps)
     per_ctu = [ctu_stats(p, pred, i) for i in shown]
     plot_residuals(p, pred, shown, per_ctu, int(p.source["bit_depth"]),
                    out_dir / "residual.png")
@@ -435,20 +490,7 @@ def inspect_model(model_ref: str, out_dir: str | Path, *, data: list[str] | None
                            "by a ReLU the output after it; dead = zero everywhere",
     }
     write_json(out_dir / "inspect.json", report)
-    table = markdown_table(
-        ["layer", "module", "shape", "mean", "std", "zeros", "dead ReLUs"],
-        [[s["layer"], s["module"], "×".join(map(str, s["shape"])), s["mean"], s["std"],
-          "—" if s["zero_fraction"] is None else f"{100 * s['zero_fraction']:.1f} %",
-          "—" if s["dead_fraction"] is None else
-          f"{100 * s['dead_fraction']:.1f} % ({len(s['dead_channels'])})"]
-         for s in stats.values()])
-    write_text_atomic(out_dir / "layers.md", "\n".join([
-        f"# Inside {model_ref}", "",
-        f"{len(p.meta)} CTUs of {', '.join(p.source.get('paths') or [p.source.get('rec')])}; "
-        f"mean CTU gain {report['sample_mean_ctu_gain_db']:+.4f} dB.", "",
-        "Statistics over every CTU and position of the sample; for a convolution followed "
-        "by a ReLU, of its output after the ReLU. Dead ReLU: a channel that is zero "
-        "everywhere.", "", table]))
+    _write_layers_md(out_dir / "layers.md", model_ref, p, report, stats)
     steps.update(1)
     steps.close()
     report["out_dir"] = str(out_dir)

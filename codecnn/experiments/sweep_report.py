@@ -11,7 +11,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from codecnn.analysis.report import markdown_table, pyplot, save_figure, write_json
+from codecnn.analysis.outputs import markdown_table, pyplot, save_figure, write_json
 from codecnn.io.atomic import write_text_atomic
 
 COLUMNS = ("trial", "kind", "lr", "features", "blocks", "crop", "loss", "kmac", "score",

@@ -9,7 +9,7 @@
 - `int16`: a SADL-style int16 fixed-point model with power-of-two shifts, exact integers;
 - `runtime`: the deployed files behind the model interface `codecnn eval`/`filter` drive;
 - `calib`: real CTUs from shards; `measure`: per-QP gain and BD-rate of every version;
-- `run`: the export command's library function; `cli`: the click command.
+- `deploy`: the export command's library function (its click command: codecnn.cli_export).
 
 Nothing heavy is imported here.
 """

@@ -4,15 +4,15 @@
 manifest). The shard schema is codecnn.io.shard.
 """
 
-from codecnn.extract.run import (
+from codecnn.extract.extraction import (
     ExtractOptions,
     extract_manifest,
     extract_manifests,
     extract_yuv,
     shard_name,
 )
-from codecnn.extract.shard_writer import COMPRESSIONS, DEFAULT_COMPRESSION
 from codecnn.io.grid import CtuGrid, CtuPosition
+from codecnn.io.shard_writer import COMPRESSIONS, DEFAULT_COMPRESSION
 
 __all__ = [
     "COMPRESSIONS",

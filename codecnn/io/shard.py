@@ -11,7 +11,8 @@ A shard holds N patches cut from one coded sequence at one nominal QP (or one jo
     meta   META_DTYPE [N]     per patch: sequence, POC, CTU position, QPs, slice type, valid size
 
 File attributes (ATTRS): format_version, bit_depth, ctu_size, border, has_depth, sequence,
-nominal_qp, codec, config, source (JSON), settings (JSON), codecnn_version.
+nominal_qp, codec, config, source (JSON), settings (JSON), codecnn_version, width, height,
+full_ctus_only, compression. The writer is codecnn.io.shard_writer, beside this module.
 
 Samples keep the sequence's bit depth (0..1023 at 10 bit). CTUs cut by the right/bottom
 picture edge keep their valid width/height in meta; outside that area rec/orig replicate the
@@ -53,7 +54,8 @@ META_DTYPE = np.dtype(
     ]
 )
 
-# Attributes every shard carries (JSON-encoded where the value is a dict).
+# Attributes every shard carries (JSON-encoded where the value is a dict); the writer
+# (codecnn.io.shard_writer) refuses to write a shard whose attributes differ from these.
 ATTRS = (
     "format_version",
     "bit_depth",
@@ -67,6 +69,10 @@ ATTRS = (
     "source",
     "settings",
     "codecnn_version",
+    "width",  # the picture's luma size
+    "height",
+    "full_ctus_only",  # edge CTUs left out
+    "compression",  # codecnn.io.shard_writer.COMPRESSIONS
 )
 
 SHARD_SUFFIXES = (".h5", ".hdf5")

@@ -85,3 +85,20 @@ def zero_init(conv: nn.Conv2d) -> nn.Conv2d:
     if conv.bias is not None:
         nn.init.zeros_(conv.bias)
     return conv
+
+
+class ChannelGate(nn.Module):
+    """Channel attention: a per-channel statistic → 1×1 down → ReLU → 1×1 up → sigmoid, the
+    channels re-weighted by it. SE (RCAN) gates by the mean; IMDN's CCA by std + mean."""
+
+    def __init__(self, features: int, reduction: int) -> None:
+        super().__init__()
+        hidden = max(1, features // reduction)
+        self.down = nn.Conv2d(features, hidden, 1)
+        self.up = nn.Conv2d(hidden, features, 1)
+
+    def statistic(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mean(dim=(2, 3), keepdim=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.sigmoid(self.up(torch.relu(self.down(self.statistic(x)))))

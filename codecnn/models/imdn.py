@@ -32,7 +32,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from codecnn.models.common import FilterConfig, border_head, run_head, zero_init
+from codecnn.models.common import (
+    ChannelGate,
+    FilterConfig,
+    border_head,
+    run_head,
+    zero_init,
+)
 
 _SLOPE = 0.05  # IMDN's LeakyReLU slope
 
@@ -57,19 +63,12 @@ class IMDNConfig(FilterConfig):
                              f"{self.features}")
 
 
-class ContrastChannelAttention(nn.Module):
+class ContrastChannelAttention(ChannelGate):
     """CCA: channels re-weighted by a gate from their standard deviation + mean."""
 
-    def __init__(self, features: int, reduction: int) -> None:
-        super().__init__()
-        hidden = max(1, features // reduction)
-        self.down = nn.Conv2d(features, hidden, 1)
-        self.up = nn.Conv2d(hidden, features, 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def statistic(self, x: torch.Tensor) -> torch.Tensor:
         mean = x.mean(dim=(2, 3), keepdim=True)
-        std = (x - mean).square().mean(dim=(2, 3), keepdim=True).sqrt()
-        return x * torch.sigmoid(self.up(F.relu(self.down(std + mean))))
+        return (x - mean).square().mean(dim=(2, 3), keepdim=True).sqrt() + mean
 
 
 class IMDB(nn.Module):

@@ -28,7 +28,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from codecnn.models.common import FilterConfig, border_head, run_head, zero_init
+from codecnn.models.common import (
+    ChannelGate,
+    FilterConfig,
+    border_head,
+    run_head,
+    zero_init,
+)
 
 
 @dataclass(frozen=True)
@@ -50,18 +56,8 @@ class RCANConfig(FilterConfig):
         self.check("features", "groups", "blocks", "reduction")
 
 
-class SqueezeExcite(nn.Module):
+class SqueezeExcite(ChannelGate):
     """Channel gate from the global average: [B, F, H, W] → same, channels re-weighted."""
-
-    def __init__(self, features: int, reduction: int) -> None:
-        super().__init__()
-        hidden = max(1, features // reduction)
-        self.down = nn.Conv2d(features, hidden, 1)
-        self.up = nn.Conv2d(hidden, features, 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        w = x.mean(dim=(2, 3), keepdim=True)
-        return x * torch.sigmoid(self.up(F.relu(self.down(w))))
 
 
 class RCAB(nn.Module):

@@ -205,7 +205,7 @@ def validation_loader(ds, batch_size: int, workers: int = 0, rank: int = 0, worl
     every world-th patch from the rank-th on, packed (codecnn.datasets.PackedPatches);
     `evaluate` all-reduces the parts. With `persistent`, workers stay alive between
     validations."""
-    from codecnn.datasets.shards import PackedPatches
+    from codecnn.datasets.shard_dataset import PackedPatches
 
     base, idx = ds, range(len(ds))
     if isinstance(ds, torch.utils.data.Subset):
@@ -230,7 +230,7 @@ def evaluate(model: torch.nn.Module, loader, device: torch.device, amp: bool = F
     Returns one row per QP plus a row "all" (mean over QPs), as PsnrAccumulator.qp_rows
     names them (qp, sequences, pictures, psnr_rec, psnr_filt, gain), rounded to 4 decimals.
     """
-    from codecnn.datasets.shards import model_inputs
+    from codecnn.datasets.shard_dataset import model_inputs
 
     ds = loader.dataset.ds
     keys, frame_of = ds.frames()
@@ -559,7 +559,7 @@ class _Loaders:
 def _make_loaders(run: TrainingRun) -> _Loaders:
     """This process's training draws from run.step on, its share of the validation set and
     of the monitor sample."""
-    from codecnn.datasets.shards import PackedPatches
+    from codecnn.datasets.shard_dataset import PackedPatches
 
     config, pin = run.config, run.device.type == "cuda"
     # Packed integers travel (a quarter of the float32 bytes); model_inputs makes the floats
@@ -674,7 +674,7 @@ def fit(run: TrainingRun, model: torch.nn.Module, loaders: _Loaders,
     validating every val_every steps and at the end; the seconds it took."""
     from tqdm import tqdm
 
-    from codecnn.datasets.shards import model_inputs
+    from codecnn.datasets.shard_dataset import model_inputs
 
     config, device, ds = run.config, run.device, run.train_ds
     t_start = time.perf_counter()

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from codecnn.analysis.report import markdown_table, pyplot, save_figure, write_json
+from codecnn.analysis.outputs import markdown_table, pyplot, save_figure, write_json
 from codecnn.analysis.satd import dct_satd, hadamard_satd, sse
 from codecnn.errors import DataError
 
@@ -313,7 +313,7 @@ def satd_figure(metrics: dict[str, np.ndarray], result: dict[str, Any]):
     return fig
 
 
-def run_satd_analysis(out_dir: str | os.PathLike, *, data=None, rec=None, orig=None,
+def satd_report(out_dir: str | os.PathLike, *, data=None, rec=None, orig=None,
                       size: tuple[int, int] | None = None, bit_depth: int | None = None,
                       block: int = 8, qps: Sequence[int] | None = None,
                       frames: int | None = None, progress: bool = True) -> dict[str, Any]:

@@ -38,8 +38,8 @@ import click
 def export_cmd(checkpoint, fmt, output, calib, calib_patches, int8, int16, acc_bits, measure,
                report, device, overwrite):
     """Export a filter for deployment; check it; quantise it; measure what each keeps."""
+    from codecnn.export.deploy import export_model
     from codecnn.export.measure import data_kind, measure_variants, table
-    from codecnn.export.run import export_model
 
     calib = list(calib)
     if not calib and measure and data_kind(list(measure)) == "shards":

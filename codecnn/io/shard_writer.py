@@ -22,8 +22,8 @@ import numpy as np
 from codecnn import __version__
 from codecnn.errors import DataError
 from codecnn.io import shard
-from codecnn.io.atomic import temporary_sibling
-from codecnn.io.grid import CtuGrid
+from codecnn.io.atomic import atomic_output
+from codecnn.io.grid import CtuGrid, CtuPosition
 from codecnn.io.sideinfo import ConstantMap, SideMap
 from codecnn.io.yuv import YuvReader
 
@@ -77,10 +77,6 @@ class ShardJob:
     settings: dict[str, Any] = field(default_factory=dict)
 
 
-def tmp_path_for(path: Path) -> Path:
-    return temporary_sibling(path)
-
-
 def check_sample_range(reader: YuvReader, luma: np.ndarray, k: int) -> None:
     """DataError when frame k holds samples above the file's bit depth: an 8-bit file read
     as 10-bit pairs its bytes into values up to 65,535."""
@@ -89,6 +85,87 @@ def check_sample_range(reader: YuvReader, luma: np.ndarray, k: int) -> None:
         raise DataError(
             f"{reader.path}: frame {k} has sample value {top}, above "
             f"{reader.format.bit_depth}-bit (an 8-bit or big-endian file? check --bit-depth)")
+
+
+def _shard_attrs(job: ShardJob, grid: CtuGrid, full_ctus_only: bool,
+                 compression: str) -> dict[str, Any]:
+    """The shard's root attributes; AssertionError where they drift from shard.ATTRS (the
+    schema names every attribute a shard carries)."""
+    attrs = {
+        "format_version": shard.FORMAT_VERSION,
+        "bit_depth": job.rec.format.bit_depth,
+        "ctu_size": grid.ctu_size,
+        "border": grid.border,
+        "has_depth": job.depth_map is not None,
+        "sequence": job.sequence,
+        "nominal_qp": int(job.nominal_qp),
+        "codec": job.codec,
+        "config": job.config,
+        "source": json.dumps(job.source, sort_keys=True),
+        "settings": json.dumps(job.settings, sort_keys=True),
+        "codecnn_version": __version__,
+        "width": job.rec.format.width,
+        "height": job.rec.format.height,
+        "full_ctus_only": bool(full_ctus_only),
+        "compression": compression,
+    }
+    if set(attrs) != set(shard.ATTRS):
+        raise AssertionError(f"shard attributes {sorted(set(attrs) ^ set(shard.ATTRS))} "
+                             "differ from codecnn.io.shard.ATTRS")
+    return attrs
+
+
+@dataclass(frozen=True)
+class _Datasets:
+    """The per-patch datasets of an open shard; depth is None when the job has no depth."""
+
+    rec: Any
+    orig: Any
+    qp: Any
+    depth: Any | None
+
+
+def _create_datasets(f: Any, job: ShardJob, n: int, grid: CtuGrid,
+                     comp: dict[str, Any]) -> _Datasets:
+    """Create the n-patch datasets in `f` (an h5py.File), chunked one patch per chunk."""
+    p, c = grid.patch_size, grid.ctu_size
+    rec_ds = f.create_dataset(shard.REC, (n, p, p), np.uint16, chunks=(1, p, p), **comp)
+    orig_ds = f.create_dataset(shard.ORIG, (n, c, c), np.uint16, chunks=(1, c, c), **comp)
+    qp_ds = f.create_dataset(shard.QP, (n, p, p), np.uint8, chunks=(1, p, p), **comp)
+    depth_ds = None
+    if job.depth_map is not None:
+        depth_ds = f.create_dataset(shard.DEPTH, (n, p, p), np.uint8, chunks=(1, p, p),
+                                    **comp)
+    return _Datasets(rec_ds, orig_ds, qp_ds, depth_ds)
+
+
+def _write_picture(job: ShardJob, k: int, grid: CtuGrid, positions: list[CtuPosition],
+                   ds: _Datasets, meta: np.ndarray, seq_name: bytes) -> None:
+    """Cut picture k into its patches and write them and their rows of `meta`; DataError
+    (before anything of the picture is written) for samples above the bit depth."""
+    per_frame, p = len(positions), grid.patch_size
+    rows = slice(k * per_frame, (k + 1) * per_frame)
+    rec_luma, orig_luma = job.rec.luma(k), job.orig.luma(k)
+    for reader, luma in ((job.rec, rec_luma), (job.orig, orig_luma)):
+        check_sample_range(reader, luma, k)
+    ds.rec[rows] = grid.cut(rec_luma, positions, dtype=np.uint16)
+    ds.orig[rows] = grid.cut(orig_luma, positions, border=0, dtype=np.uint16)
+    if isinstance(job.qp_map, ConstantMap):  # one QP per picture: no map to cut
+        ds.qp[rows] = np.full((per_frame, p, p), job.qp_map.values[k], np.uint8)
+    else:
+        ds.qp[rows] = grid.cut(job.qp_map.frame(k), positions)
+    if ds.depth is not None:
+        ds.depth[rows] = grid.cut(job.depth_map.frame(k), positions)
+    m = meta[rows]
+    m["sequence"] = seq_name
+    m["poc"] = job.pocs[k]
+    m["ctu_x"] = [q.x for q in positions]
+    m["ctu_y"] = [q.y for q in positions]
+    m["slice_qp"] = job.slice_qps[k]
+    m["nominal_qp"] = job.nominal_qp
+    m["slice_type"] = job.slice_types[k].encode()
+    m["valid_w"] = [q.valid_w for q in positions]
+    m["valid_h"] = [q.valid_h for q in positions]
 
 
 def write_shard(job: ShardJob, out_path: str | os.PathLike, grid: CtuGrid,
@@ -104,80 +181,29 @@ def write_shard(job: ShardJob, out_path: str | os.PathLike, grid: CtuGrid,
     out_path = Path(out_path)
     frames = len(job.rec)
     positions = grid.positions(full_ctus_only)
-    per_frame = len(positions)
-    n = frames * per_frame
-    p, c = grid.patch_size, grid.ctu_size
+    n = frames * len(positions)
     comp = compression_kwargs(compression)
     slow = float(os.environ.get(SLOW_WRITE_ENV, "0") or 0)
-    attrs = {
-        "format_version": shard.FORMAT_VERSION,
-        "bit_depth": job.rec.format.bit_depth,
-        "ctu_size": c,
-        "border": grid.border,
-        "has_depth": job.depth_map is not None,
-        "sequence": job.sequence,
-        "nominal_qp": int(job.nominal_qp),
-        "codec": job.codec,
-        "config": job.config,
-        "source": json.dumps(job.source, sort_keys=True),
-        "settings": json.dumps(job.settings, sort_keys=True),
-        "codecnn_version": __version__,
-        "width": job.rec.format.width,
-        "height": job.rec.format.height,
-        "full_ctus_only": bool(full_ctus_only),
-        "compression": compression,
-    }
-    tmp = tmp_path_for(out_path)
+    attrs = _shard_attrs(job, grid, full_ctus_only, compression)
     t0 = time.perf_counter()
-    try:
-        f = h5py.File(tmp, "w")
-    except OSError as e:
-        raise DataError(f"{out_path}: cannot write {tmp.name} ({e})") from None
-    try:
+    with atomic_output(out_path) as tmp:
+        try:
+            f = h5py.File(tmp, "w")
+        except OSError as e:
+            raise DataError(f"{out_path}: cannot write {tmp.name} ({e})") from None
         with f:
             for key, value in attrs.items():
                 f.attrs[key] = value
-            rec_ds = f.create_dataset(shard.REC, (n, p, p), np.uint16, chunks=(1, p, p), **comp)
-            orig_ds = f.create_dataset(shard.ORIG, (n, c, c), np.uint16, chunks=(1, c, c), **comp)
-            qp_ds = f.create_dataset(shard.QP, (n, p, p), np.uint8, chunks=(1, p, p), **comp)
-            depth_ds = None
-            if job.depth_map is not None:
-                depth_ds = f.create_dataset(shard.DEPTH, (n, p, p), np.uint8, chunks=(1, p, p),
-                                            **comp)
+            ds = _create_datasets(f, job, n, grid, comp)
             meta = np.zeros(n, shard.META_DTYPE)
             seq_name = job.sequence.encode("utf-8")[:64]
             bar = tqdm(range(frames), desc=f"extract {out_path.name}", unit="pic",
                        disable=None if progress else True)
             for k in bar:
-                rows = slice(k * per_frame, (k + 1) * per_frame)
-                rec_luma, orig_luma = job.rec.luma(k), job.orig.luma(k)
-                for reader, luma in ((job.rec, rec_luma), (job.orig, orig_luma)):
-                    check_sample_range(reader, luma, k)
-                rec_ds[rows] = grid.cut(rec_luma, positions, dtype=np.uint16)
-                orig_ds[rows] = grid.cut(orig_luma, positions, border=0, dtype=np.uint16)
-                if isinstance(job.qp_map, ConstantMap):  # one QP per picture: no map to cut
-                    qp_ds[rows] = np.full((per_frame, p, p), job.qp_map.values[k], np.uint8)
-                else:
-                    qp_ds[rows] = grid.cut(job.qp_map.frame(k), positions)
-                if depth_ds is not None:
-                    depth_ds[rows] = grid.cut(job.depth_map.frame(k), positions)
-                m = meta[rows]
-                m["sequence"] = seq_name
-                m["poc"] = job.pocs[k]
-                m["ctu_x"] = [q.x for q in positions]
-                m["ctu_y"] = [q.y for q in positions]
-                m["slice_qp"] = job.slice_qps[k]
-                m["nominal_qp"] = job.nominal_qp
-                m["slice_type"] = job.slice_types[k].encode()
-                m["valid_w"] = [q.valid_w for q in positions]
-                m["valid_h"] = [q.valid_h for q in positions]
+                _write_picture(job, k, grid, positions, ds, meta, seq_name)
                 if slow:
                     time.sleep(slow)
             f.create_dataset(shard.META, data=meta)
-        os.replace(tmp, out_path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     seconds = time.perf_counter() - t0
     return {
         "path": str(out_path),

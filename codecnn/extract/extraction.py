@@ -18,16 +18,16 @@ import numpy as np
 from codecnn.codec.manifest import CodedSequence, load_manifest
 from codecnn.codec.manifest_maps import open_sequence_map, sequence_pictures
 from codecnn.errors import DataError
-from codecnn.extract.shard_writer import (
+from codecnn.io.atomic import new_directory, remove_stale_temporaries
+from codecnn.io.grid import CtuGrid
+from codecnn.io.shard import open_shard, read_attrs
+from codecnn.io.shard_writer import (
     DEFAULT_COMPRESSION,
     ShardJob,
     check_sample_range,
     compression_kwargs,
     write_shard,
 )
-from codecnn.io.atomic import new_directory, remove_stale_temporaries
-from codecnn.io.grid import CtuGrid
-from codecnn.io.shard import open_shard, read_attrs
 from codecnn.io.sideinfo import ConstantMap, SideMap, open_map, parse_map_format
 from codecnn.io.yuv import YuvReader, parse_yuv_name, resolve_format
 
