@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from codecnn.errors import CodecnnError, DataError
+from codecnn.models.common import forward_hooks
 
 
 @dataclass
@@ -224,15 +225,10 @@ def layer_statistics(model: nn.Module, x: torch.Tensor, layers: list[str],
                     moments[name].add(out, pre_relu=name in relu)
         return fn
 
-    handles = [modules[n].register_forward_hook(hook(n)) for n in tracked]
     outs = []
-    try:
-        with torch.no_grad():
-            for i in range(0, len(x), batch):
-                outs.append(model(x[i:i + batch]).float())
-    finally:
-        for h in handles:
-            h.remove()
+    with forward_hooks((modules[n], hook(n)) for n in tracked), torch.no_grad():
+        for i in range(0, len(x), batch):
+            outs.append(model(x[i:i + batch]).float())
     never = [n for n in layers if moments[n].n == 0]
     if never:
         raise CodecnnError(f"layer {never[0]!r} never produced a tensor (a container? pick "
@@ -245,18 +241,15 @@ def capture(model: nn.Module, x: torch.Tensor, layers: list[str]) -> dict[str, t
     modules = dict(model.named_modules())
     relu = relu_after(model)
     maps: dict[str, torch.Tensor] = {}
-    handles = []
-    for n in layers:
-        def fn(mod, inp, out, n=n):
+
+    def keep(n: str):
+        def fn(mod, inp, out):
             if isinstance(out, torch.Tensor):
                 maps[n] = (out.clamp_min(0) if n in relu else out).detach().float().cpu()
-        handles.append(modules[n].register_forward_hook(fn))
-    try:
-        with torch.no_grad():
-            model(x)
-    finally:
-        for h in handles:
-            h.remove()
+        return fn
+
+    with forward_hooks((modules[n], keep(n)) for n in layers), torch.no_grad():
+        model(x)
     return maps
 
 

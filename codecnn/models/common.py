@@ -7,7 +7,8 @@ the zero tail, so that families differ only in their body and compare on the sam
 
 from __future__ import annotations
 
-from contextlib import nullcontext
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager, nullcontext
 
 import torch
 from torch import nn
@@ -102,3 +103,15 @@ class ChannelGate(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x * torch.sigmoid(self.up(torch.relu(self.down(self.statistic(x)))))
+
+
+@contextmanager
+def forward_hooks(hooks: Iterable[tuple[nn.Module, Callable]]) -> Iterator[None]:
+    """Forward hooks (module, fn(module, inputs, output)) registered for the block only;
+    removed on the way out, also when the forward pass raises."""
+    handles = [module.register_forward_hook(fn) for module, fn in hooks]
+    try:
+        yield
+    finally:
+        for h in handles:
+            h.remove()

@@ -32,27 +32,27 @@ from torch import nn
 # per layer, and a test holds them equal to torch.utils.flop_counter.FlopCounterMode's.
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from codecnn.models.common import forward_hooks
+
 
 def count_macs(model: nn.Module, x: torch.Tensor) -> list[dict[str, Any]]:
     """MACs per convolution for one forward of `x` ([1, C, H, W]): name, shape, MACs."""
     rows: list[dict[str, Any]] = []
-    handles = []
-    for name, mod in model.named_modules():
-        if isinstance(mod, nn.Conv2d | nn.Linear):
-            def hook(m, inp, out, name=name):
-                if isinstance(m, nn.Linear):
-                    per_out = m.in_features
-                else:
-                    per_out = (m.in_channels // m.groups) * m.kernel_size[0] * m.kernel_size[1]
-                macs = out[0].numel() * per_out  # per sample of the batch (batch 1)
-                rows.append({"layer": name, "out_shape": list(out.shape[1:]), "macs": macs})
-            handles.append(mod.register_forward_hook(hook))
-    try:
-        with torch.no_grad():
-            model(x)
-    finally:
-        for h in handles:
-            h.remove()
+
+    def count(name: str):
+        def hook(m, inp, out):
+            if isinstance(m, nn.Linear):
+                per_out = m.in_features
+            else:
+                per_out = (m.in_channels // m.groups) * m.kernel_size[0] * m.kernel_size[1]
+            macs = out[0].numel() * per_out  # per sample of the batch (batch 1)
+            rows.append({"layer": name, "out_shape": list(out.shape[1:]), "macs": macs})
+        return hook
+
+    convs = [(mod, count(name)) for name, mod in model.named_modules()
+             if isinstance(mod, nn.Conv2d | nn.Linear)]
+    with forward_hooks(convs), torch.no_grad():
+        model(x)
     return rows
 
 
