@@ -36,7 +36,7 @@ def write_demo_summary(out: Path, models: dict[str, dict[str, Any]],
         o = m["overall"]
         lines.append(f"| {label} | " + " | ".join(cells)
                      + f" | {pct(o.get('bd_rate_pchip'))} | {pct(o.get('switch_bd_rate_pchip'))} |")
-    fig, ax = plt.subplots(figsize=(7, 3.8))
+    fig, ax = plt.subplots(figsize=(8, 4.6))
     x = np.arange(len(qps))
     width = 0.8 / max(1, 2 * len(models))
     i = 0
@@ -49,7 +49,8 @@ def write_demo_summary(out: Path, models: dict[str, dict[str, Any]],
             ax.bar(xs, [np.nan if v is None else v for v in vals], width,
                    label=f"{label}, {kind}")
             for xv, v in zip(xs, vals, strict=True):
-                ax.annotate(format_gain(v, 3), (xv, v or 0.0), ha="center",
+                # upright labels: four bars per QP leave no room for side-by-side text
+                ax.annotate(format_gain(v, 3), (xv, v or 0.0), ha="center", rotation=90,
                             va="bottom" if (v or 0.0) >= 0 else "top", fontsize=7,
                             color="0.4" if v is None else "black")
             i += 1
@@ -57,7 +58,8 @@ def write_demo_summary(out: Path, models: dict[str, dict[str, Any]],
     ax.set_xticks(x, [f"QP {q}" for q in qps])
     ax.set(ylabel="PSNR-Y gain (dB)", title="held-out gain per QP")
     ax.grid(axis="y", alpha=0.3)
-    ax.legend(fontsize=7)
+    ax.margins(y=0.25)  # room for the upright labels
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=2)
     fig.tight_layout()
     save_figure_atomic(fig, out / "summary.png", dpi=100)
     lines += ["", "![held-out gain per QP](summary.png)"]
