@@ -636,6 +636,19 @@ def test_report_figures_read_at_a_glance(coded, tmp_path):
     ticks = [t.get_text() for t in dax.xaxis.get_majorticklabels() + dax.xaxis.get_minorticklabels()
              if t.get_text() and dax.get_xlim()[0] <= t.get_position()[0] <= dax.get_xlim()[1]]
     assert len(ticks) >= 3, ticks
+    # rates spanning most of a decade (bigbuckbunny's 2,800-14,500 kbit/s): no two tick
+    # labels overlap (7000/8000/9000/10000 once ran together)
+    wide = [{**r, "bitrate_kbps": k, "switch": {**r["switch"], "bitrate_kbps": k * 1.001}}
+            for r, k in zip(sorted(results, key=lambda r: r["bitrate_kbps"]),
+                            (2800, 5200, 9000, 14500), strict=True)]
+    dax = rd_figure("wide", wide, "ctu").axes[1]
+    dax.figure.canvas.draw()
+    boxes = sorted((t.get_window_extent() for t in dax.xaxis.get_majorticklabels()
+                    + dax.xaxis.get_minorticklabels()
+                    if t.get_text() and dax.get_xlim()[0] <= t.get_position()[0]
+                    <= dax.get_xlim()[1]), key=lambda e: e.x0)
+    assert len(boxes) >= 3
+    assert all(a.x1 <= b.x0 for a, b in zip(boxes, boxes[1:], strict=False)), boxes
 
     per_qp = [dict(r) for r in rep["summary"]["per_qp"]]
     per_qp[0]["gain"], per_qp[1]["switch_gain"] = None, 0.0

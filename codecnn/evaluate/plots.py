@@ -74,7 +74,9 @@ def label_log_axis(axis) -> None:
     decades = math.log10(hi / lo) if lo > 0 else 99
     if decades < 1:
         axis.set_minor_locator(LogLocator(subs=np.arange(2.0, 10.0)))
-        axis.set_minor_formatter(fmt)
+        # 7 and 9 of a decade sit too close to 8 and 10 for their labels: ticks only
+        axis.set_minor_formatter(FuncFormatter(
+            lambda v, _: "" if f"{v:g}"[0] in "79" else f"{v:g}"))
     elif decades < 2:
         axis.set_minor_locator(LogLocator(subs=(2.0, 3.0, 5.0)))
         axis.set_minor_formatter(fmt)
