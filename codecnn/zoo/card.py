@@ -246,15 +246,30 @@ def plot_card(card: dict[str, Any], path: Path) -> Path:
     return save_figure_atomic(fig, path, dpi=100)
 
 
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:+.2f} %"
+
+
+def _sequence_table(h: dict[str, Any]) -> list[str]:
+    """The per-held-out-sequence table: always-on gain per QP, BD-rate, switched BD-rate."""
+    qps = [str(r["qp"]) for r in h["per_qp"]]
+    lines = ["| sequence | size | frames | " + " | ".join(f"QP {q}" for q in qps)
+             + " | BD-rate | BD-rate switched |",
+             "|---|---|---:|" + "---:|" * len(qps) + "---:|---:|"]
+    for name, s in h["sequences"].items():
+        cells = [f"{s['per_qp'][q]['gain_db']:+.4f}" if q in s["per_qp"] else "" for q in qps]
+        lines.append(f"| {name} | {s['size']} | {s['frames']} | " + " | ".join(cells)
+                     + f" | {_pct(s['bd_rate_pchip'])} | {_pct(s['switch_bd_rate_pchip'])} |")
+    return lines
+
+
 def card_markdown(card: dict[str, Any]) -> str:
     """The card for people: summary, held-out tables, recipe, corpus, training."""
     h = card["heldout"]
     t = card["training"]
     m = t["machine"]
 
-    def pct(x):
-        return "n/a" if x is None else f"{x:+.2f} %"
-
+    pct = _pct
     lines = [
         f"# zoo:{card['name']}",
         "",
@@ -288,15 +303,8 @@ def card_markdown(card: dict[str, Any]) -> str:
     for r in h["per_qp"]:
         lines.append(f"| {r['qp']} | {r['gain_db']:+.4f} | {r['switch_gain_db']:+.4f} | "
                      f"{100 * (r['share_on'] or 0):.0f} % |")
-    qps = [str(r["qp"]) for r in h["per_qp"]]
     lines += ["", "## Per held-out sequence (always-on gain in dB per QP, BD-rate)", "",
-              "| sequence | size | frames | " + " | ".join(f"QP {q}" for q in qps)
-              + " | BD-rate | BD-rate switched |",
-              "|---|---|---:|" + "---:|" * len(qps) + "---:|---:|"]
-    for name, s in h["sequences"].items():
-        cells = [f"{s['per_qp'][q]['gain_db']:+.4f}" if q in s["per_qp"] else "" for q in qps]
-        lines.append(f"| {name} | {s['size']} | {s['frames']} | " + " | ".join(cells)
-                     + f" | {pct(s['bd_rate_pchip'])} | {pct(s['switch_bd_rate_pchip'])} |")
+              *_sequence_table(h)]
     if h["always_on_not_positive"]:
         lines += ["", "**Where the always-on filter does not gain:** "
                   + "; ".join(h["always_on_not_positive"])
