@@ -29,9 +29,9 @@ def load_filter(path: str | Path, device: str = "cpu"):
     info: dict[str, Any] = {
         "checkpoint": str(path.resolve()),
         "name": meta.get("model_name", meta.get("name")),
-        "config": _plain(meta.get("model_config", meta.get("config", {}))),
+        "config": json_plain(meta.get("model_config", meta.get("config", {}))),
         "step": meta.get("step"),
-        "data": _plain(meta.get("data")),
+        "data": json_plain(meta.get("data")),
         "planes": list(model.config.planes),
         "border": int(model.config.border),
         "params": num_params(model),
@@ -76,12 +76,12 @@ def check_bit_depth(info: dict[str, Any], bit_depth: int, where: str) -> None:
                         f"was trained on {trained}-bit data")
 
 
-def _plain(value: Any) -> Any:
+def json_plain(value: Any) -> Any:
     """JSON-friendly copy of checkpoint metadata (tuples → lists, other objects → str)."""
     if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {str(k): json_plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
+        return [json_plain(v) for v in value]
     if value is None or isinstance(value, bool | int | float | str):
         return value
     return str(value)

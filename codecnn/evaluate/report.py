@@ -30,7 +30,7 @@ def _fmt(x: Any, spec: str = ".3f") -> str:
 
 def _shown(path: str | None, where: Path) -> str | None:
     """A path as report.md shows it: relative to the report when it is close by."""
-    return None if path is None or ":" in str(path) else relative_within(path, where)
+    return None if path is None else relative_within(path, where)
 
 
 def _slug(name: str) -> str:

@@ -61,16 +61,13 @@ def default_batch(model, device: str = "cpu", ctu: int = 128) -> int:
             if isinstance(t, torch.Tensor):
                 largest[0] = max(largest[0], t.nbytes)
 
+    from codecnn.models.common import forward_hooks
+
     leaves = [m for m in model.modules() if not list(m.children())]
-    hooks = [m.register_forward_hook(note) for m in leaves]
-    try:
-        param = next(model.parameters(), None)
-        like = {} if param is None else {"device": param.device, "dtype": param.dtype}
-        with torch.inference_mode():
-            model(torch.zeros((1, len(model.config.planes), p, p), **like))
-    finally:
-        for h in hooks:
-            h.remove()
+    param = next(model.parameters(), None)
+    like = {} if param is None else {"device": param.device, "dtype": param.dtype}
+    with forward_hooks((m, note) for m in leaves), torch.inference_mode():
+        model(torch.zeros((1, len(model.config.planes), p, p), **like))
     return max(1, min(MAX_CPU_BATCH, CPU_ACTIVATION_BYTES // largest[0]))
 
 

@@ -50,6 +50,7 @@ def measure_variants(files: dict[str, str | os.PathLike], data: list[str | os.Pa
     """Score each variant in `files` ({"float": ckpt, "onnx": path, ...}) on `data` and write
     out_dir/<variant>/report.* plus out_dir/export.json and export.md. Returns the summary."""
     from codecnn.evaluate import evaluate_data, evaluate_manifests
+    from codecnn.evaluate.model_io import json_plain
     from codecnn.io.atomic import atomic_dir
 
     kind = data_kind(data)
@@ -76,7 +77,7 @@ def measure_variants(files: dict[str, str | os.PathLike], data: list[str | os.Pa
                                          batch=batch, command=command, progress=progress)
             reports[name] = rep
         summary.update(compare(reports, kind))
-        summary["export"] = _jsonable(export)
+        summary["export"] = json_plain(export)
         summary["command"] = command
         summary["data"] = [str(Path(p).resolve()) for p in data]
         (d / "export.json").write_text(json.dumps(summary, indent=1) + "\n")
@@ -164,11 +165,3 @@ def _pct(x: float | None) -> str:
     return "n/a" if x is None else f"{x:+.2f} %"
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if value is None or isinstance(value, bool | int | float | str):
-        return value
-    return str(value)
