@@ -155,7 +155,7 @@ def test_rebuild_trains_a_recipe_in_stages_and_writes_its_card(tmp_path, monkeyp
 
 
 def test_card_wall_time_adds_up_resumed_invocations():
-    from codecnn.zoo.card import cumulative_elapsed
+    from codecnn.evaluate.compare import cumulative_elapsed
 
     rows = [{"elapsed_s": t} for t in (10, 20, 30, 5, 15, 2)]
     assert cumulative_elapsed(rows) == [10, 20, 30, 35, 45, 47]

@@ -49,23 +49,33 @@ def _read_json(path: Path) -> dict[str, Any]:
     return out
 
 
+def cumulative_elapsed(rows: list[dict[str, Any]]) -> list[float]:
+    """Training time of each row of a run's train.csv/monitor.csv, counted from the run's
+    start: `elapsed_s` restarts at every resume, so where it falls the time before is added.
+    Rows without a number count as the time before them."""
+    out: list[float] = []
+    offset = last = 0.0
+    for r in rows:
+        try:
+            t = float(r["elapsed_s"])
+        except (KeyError, TypeError, ValueError):
+            out.append(offset + last)
+            continue
+        if t < last:
+            offset += last
+        last = t
+        out.append(offset + t)
+    return out
+
+
 def wall_seconds(run: Path) -> float | None:
-    """Training wall time of a run from RUN/train.csv: elapsed_s restarts at every resume,
-    so the last value of each stretch is summed."""
+    """Training wall time of a run from RUN/train.csv (every resumed stretch summed)."""
     path = run / "train.csv"
     if not path.is_file():
         return None
-    total, last = 0.0, 0.0
     with open(path, newline="") as f:
-        for row in csv.DictReader(f):
-            try:
-                t = float(row["elapsed_s"])
-            except (KeyError, TypeError, ValueError):
-                continue
-            if t < last:
-                total += last
-            last = t
-    return total + last
+        times = cumulative_elapsed(list(csv.DictReader(f)))
+    return times[-1] if times else 0.0
 
 
 def data_key(report: dict[str, Any]) -> list:

@@ -116,6 +116,7 @@ def write_card(name: str, recipe, run: Path, heldout_dirs: list[str], out: Path,
     import json
 
     from codecnn.evaluate import evaluate_manifests
+    from codecnn.evaluate.compare import cumulative_elapsed
     from codecnn.evaluate.sequences import expand_manifests
     from codecnn.models import read_checkpoint
     from codecnn.train import load_run_config
@@ -182,20 +183,6 @@ def write_card(name: str, recipe, run: Path, heldout_dirs: list[str], out: Path,
     write_text_atomic(out / f"{name}.md", card_markdown(card))
     write_json_atomic(out / f"{name}.json", card)
     return card
-
-
-def cumulative_elapsed(rows: list[dict[str, Any]]) -> list[float]:
-    """Training time of each log row counted from the run's start: every resumed invocation
-    logs `elapsed_s` from its own start, so where it falls, the time before is added."""
-    out: list[float] = []
-    offset = last = 0.0
-    for r in rows:
-        t = float(r["elapsed_s"])
-        if t < last:
-            offset += last
-        last = t
-        out.append(offset + t)
-    return out
 
 
 def _started_from(init_from: dict[str, Any] | None) -> dict[str, Any] | None:
