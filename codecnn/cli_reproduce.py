@@ -25,6 +25,9 @@ def _common(f):
                      help="Override the batch size"),
         click.option("--crop", type=click.IntRange(4), default=None,
                      help="Override the training crop"),
+        click.option("--codec", type=click.Choice(["vvc", "hevc"]), default=None,
+                     help="Corpus to train and evaluate on (default: hevc at the CPU size, "
+                     "where networks learn from scratch in CPU hours; vvc with --full)"),
         _SOURCES,
         click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda"),
         click.option("-j", "--jobs", type=int, default=2, show_default=True,
@@ -46,14 +49,15 @@ def reproduce_group() -> None:
 
 @reproduce_group.command("seed-rdn")
 @_common
-def seed_rdn_cmd(corpus, out_dir, full, steps, batch_size, crop, only, device, jobs,
+def seed_rdn_cmd(corpus, out_dir, full, steps, batch_size, crop, codec, only, device, jobs,
                  no_wallpapers) -> None:
     """Train rdn-s, rdn-m, rdn-ds alike; held-out gains beside the notes' +0.15/+0.20/+0.08
     dB, and whether the order matches. Resumable: rerun the same command."""
     from codecnn.reproduce import reproduce_seed_rdn
 
     c = reproduce_seed_rdn(corpus, out_dir or "repro/seed-rdn", full=full, steps=steps,
-                           batch_size=batch_size, crop=crop, only=_only(only),
+                           batch_size=batch_size, crop=crop, codec=codec,
+                           only=_only(only),
                            device=device, jobs=jobs, wallpapers=not no_wallpapers,
                            command=["codecnn", *sys.argv[1:]], echo=click.echo)
     click.echo(f"comparison: {Path(c['out_dir']) / 'compare.md'} ({c['seconds']:.0f} s)")
@@ -65,8 +69,8 @@ def seed_rdn_cmd(corpus, out_dir, full, steps, batch_size, crop, only, device, j
 @click.option("--families", default=None,
               help="Comma separated (default: rdn,resnet,imdn,rcan,mobile,lop)")
 @_common
-def budget_cmd(budget_kmac, families, corpus, out_dir, full, steps, batch_size, crop, only,
-               device, jobs, no_wallpapers) -> None:
+def budget_cmd(budget_kmac, families, corpus, out_dir, full, steps, batch_size, crop, codec,
+               only, device, jobs, no_wallpapers) -> None:
     """Every family at one budget on the same data, ending in compare's table and plot.
     Resumable: rerun the same command."""
     from codecnn.evaluate.compare import best_line, overall_table
@@ -75,7 +79,7 @@ def budget_cmd(budget_kmac, families, corpus, out_dir, full, steps, batch_size, 
     c = reproduce_budget(corpus, out_dir or f"repro/budget-{budget_kmac:g}",
                          budget_kmac=budget_kmac, families=_only(families) or FAMILIES,
                          full=full, steps=steps, batch_size=batch_size, crop=crop,
-                         only=_only(only), device=device, jobs=jobs,
+                         codec=codec, only=_only(only), device=device, jobs=jobs,
                          wallpapers=not no_wallpapers, command=["codecnn", *sys.argv[1:]],
                          echo=click.echo)
     click.echo(overall_table(c))

@@ -91,12 +91,13 @@ def test_reproduce_seed_rdn_tiny(corpus, tmp_path):
     """The three variants, shrunk alike, trained 1 step each: the notes' table, the order
     line, compare's outputs; run again, every training and report is kept."""
     lines: list[str] = []
-    kw = {"steps": 1, "batch_size": 2, "crop": 32, "only": ONLY, "device": "cpu",
+    kw = {"steps": 1, "batch_size": 2, "crop": 32, "codec": "vvc", "only": ONLY,
+          "device": "cpu",
           "wallpapers": False, "shrink": {"features": 4, "layers": 1, "growth": 2},
           "echo": lines.append, "progress": False}
     c = reproduce_seed_rdn(corpus, tmp_path / "seed", **kw)
     text = "\n".join(lines)
-    assert "about 2 hours on 2 CPU cores" in text
+    assert "about 2 hours on 2 CPU cores" in text and "trained on VVC" in text
     assert "| rdn-s |" in text and "| +0.15 |" in text and "| +0.20 |" in text
     assert "order matches the notes" in text or "order does NOT match the notes" in text
     assert "rdn-m − rdn-s: ours" in text and "notes +0.05 dB" in text
@@ -111,7 +112,8 @@ def test_reproduce_seed_rdn_tiny(corpus, tmp_path):
 def test_reproduce_budget_cli_tiny(corpus, tmp_path):
     out = _ok("reproduce", "budget", "--corpus", corpus, "--only", ",".join(ONLY),
               "--families", "lop,mobile", "--budget-kmac", "5", "--steps", "1",
-              "--batch-size", "2", "--crop", "32", "--device", "cpu", "--no-wallpapers",
+              "--batch-size", "2", "--crop", "32", "--codec", "vvc", "--device", "cpu",
+              "--no-wallpapers",
               "-o", tmp_path / "b")
     assert "lop-5k" in out and "mobile-5k" in out and "best on " in out
     rec = json.loads((tmp_path / "b" / "compare" / "compare.json").read_text())
