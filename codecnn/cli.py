@@ -443,6 +443,7 @@ def eval_cmd(checkpoint, manifests, shards, output, switch, device, bf16, batch,
     """PSNR-Y gain per QP, BD-rate and plots of a trained filter."""
     from codecnn.errors import DataError
     from codecnn.evaluate import evaluate_data, evaluate_manifests
+    from codecnn.evaluate.bd import format_bd_rate
     from codecnn.evaluate.report import per_qp_table
 
     if bool(manifests) == bool(shards):
@@ -458,15 +459,12 @@ def eval_cmd(checkpoint, manifests, shards, output, switch, device, bf16, batch,
     click.echo(per_qp_table(rep["summary"], rep.get("switch")))
     o = rep["summary"]["overall"]
     if "bd_rate_pchip" in o:
-        line = f"BD-rate (PCHIP): {_pct(o['bd_rate_pchip'])}"
+        line = f"BD-rate (PCHIP): {format_bd_rate(o['bd_rate_pchip'])}"
         if switch:
-            line += f"; with {switch} switching: {_pct(o.get('switch_bd_rate_pchip'))}"
+            switched = format_bd_rate(o.get("switch_bd_rate_pchip"))
+            line += f"; with {switch} switching: {switched}"
         click.echo(line)
     click.echo(f"report: {Path(rep['out_dir']) / 'report.md'}")
-
-
-def _pct(x) -> str:
-    return "n/a" if x is None else f"{x:+.2f} %"
 
 
 @main.group("zoo")
@@ -477,6 +475,7 @@ def zoo_group() -> None:
 @zoo_group.command("list")
 def zoo_list_cmd() -> None:
     """The shipped models with their held-out BD-rate (use them as --model zoo:NAME)."""
+    from codecnn.evaluate.bd import format_bd_rate
     from codecnn.zoo import list_zoo, read_card
 
     names = list_zoo()
@@ -485,7 +484,7 @@ def zoo_list_cmd() -> None:
     for name in names:
         card = read_card(name)
         bd = (card.get("heldout") or {}).get("bd_rate_pchip")
-        click.echo(f"zoo:{name:<22} {_pct(bd):>9} BD-rate held out  "
+        click.echo(f"zoo:{name:<22} {format_bd_rate(bd):>9} BD-rate held out  "
                    f"{card.get('kmac_per_pixel', 0):.1f} kMAC/px  {card.get('description', '')}")
 
 

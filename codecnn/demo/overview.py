@@ -18,11 +18,9 @@ def write_demo_summary(out: Path, models: dict[str, dict[str, Any]],
     import matplotlib.pyplot as plt
     import numpy as np
 
+    from codecnn.evaluate.bd import format_bd_rate
     from codecnn.evaluate.plots import format_gain
     from codecnn.io.atomic import save_figure_atomic, write_text_atomic
-
-    def pct(x):
-        return "n/a" if x is None else f"{x:+.2f} %"
 
     qps = sorted({r["qp"] for m in models.values() for r in m["per_qp"]})
     lines = [f"# Demo summary: held-out {', '.join(heldout)} (never trained on)", "",
@@ -34,8 +32,8 @@ def write_demo_summary(out: Path, models: dict[str, dict[str, Any]],
         cells = [f"{by_qp[q]['gain']:+.4f} / {by_qp[q]['switch_gain']:+.4f}" if q in by_qp
                  else "" for q in qps]
         o = m["overall"]
-        lines.append(f"| {label} | " + " | ".join(cells)
-                     + f" | {pct(o.get('bd_rate_pchip'))} | {pct(o.get('switch_bd_rate_pchip'))} |")
+        bd = [format_bd_rate(o.get(k)) for k in ("bd_rate_pchip", "switch_bd_rate_pchip")]
+        lines.append(f"| {label} | " + " | ".join([*cells, *bd]) + " |")
     fig, ax = plt.subplots(figsize=(8, 4.6))
     x = np.arange(len(qps))
     width = 0.8 / max(1, 2 * len(models))

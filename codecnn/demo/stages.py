@@ -96,6 +96,7 @@ def run_eval_stage(checkpoint: str | Path, manifests: list[str | Path], out_dir:
     {"out_dir", "report_md", "per_qp", "overall", "seconds"}.
     """
     from codecnn.evaluate import evaluate_manifests
+    from codecnn.evaluate.bd import format_bd_rate
     from codecnn.evaluate.report import per_qp_table
 
     t0 = time.perf_counter()
@@ -109,18 +110,15 @@ def run_eval_stage(checkpoint: str | Path, manifests: list[str | Path], out_dir:
     s = report["summary"]
     echo(per_qp_table(s, switch))
     o = s["overall"]
-    line = f"BD-rate (PCHIP) always on: {_pct(o.get('bd_rate_pchip'))}"
+    line = f"BD-rate (PCHIP) always on: {format_bd_rate(o.get('bd_rate_pchip'))}"
     if switch:
-        line += f"; with {switch} switching: {_pct(o.get('switch_bd_rate_pchip'))}"
+        switched = format_bd_rate(o.get("switch_bd_rate_pchip"))
+        line += f"; with {switch} switching: {switched}"
     echo(line)
     md = Path(out_dir) / "report.md"
     echo(f"report: {md}")
     return {"out_dir": str(out_dir), "report_md": str(md), "per_qp": s["per_qp"],
             "overall": o, "seconds": round(time.perf_counter() - t0, 2)}
-
-
-def _pct(x: float | None) -> str:
-    return "n/a" if x is None else f"{x:+.2f} %"
 
 
 def run_correlation_stage(shard_dir: str | os.PathLike, out_dir: str | os.PathLike,

@@ -18,6 +18,11 @@ import numpy as np
 METHODS = ("pchip", "cubic")
 
 
+def format_bd_rate(x: float | None) -> str:
+    """A BD-rate as every table and message prints it: "-1.37 %", or "n/a" when missing."""
+    return "n/a" if x is None else f"{x:+.2f} %"
+
+
 def _pchip_integral(x: np.ndarray, y: np.ndarray, lo: float, hi: float) -> float:
     """∫_lo^hi of the PCHIP interpolant (lo, hi inside [x0, xn]).
 

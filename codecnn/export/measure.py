@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from codecnn.errors import DataError
+from codecnn.evaluate.bd import format_bd_rate
 
 VARIANTS = ("float", "onnx", "int8", "int16")
 LABELS = {"float": "float (PyTorch)", "onnx": "ONNX fp32 (onnxruntime)",
@@ -122,7 +123,8 @@ def table(summary: dict[str, Any]) -> str:
         out.append(f"{r['qp']:>4} " + " ".join(f"{c:>18}" for c in cells))
     o = summary["overall"]
     if any(o[n].get("bd_rate_pchip") is not None for n in names):
-        out.append("BD-rate " + " ".join(f"{_pct(o[n]['bd_rate_pchip']):>18}" for n in names))
+        out.append("BD-rate " + " ".join(f"{format_bd_rate(o[n]['bd_rate_pchip']):>18}"
+                                         for n in names))
     return "\n".join(out)
 
 
@@ -142,7 +144,7 @@ def markdown(summary: dict[str, Any]) -> str:
     o = summary["overall"]
     lines.append("| mean | " + " | ".join(f"{o[n]['gain']:+.4f}" for n in names) + " |")
     if any(o[n].get("bd_rate_pchip") is not None for n in names):
-        lines.append("| BD-rate (PCHIP) | " + " | ".join(_pct(o[n]["bd_rate_pchip"])
+        lines.append("| BD-rate (PCHIP) | " + " | ".join(format_bd_rate(o[n]["bd_rate_pchip"])
                                                       for n in names) + " |")
     else:
         lines += ["", "Shards carry no bitrate: BD-rate needs coded sequences "
@@ -159,9 +161,5 @@ def markdown(summary: dict[str, Any]) -> str:
                   f"{i['calibration_patches']} CTUs."]
     lines += ["", "Each variant's full report is in its subdirectory."]
     return "\n".join(lines) + "\n"
-
-
-def _pct(x: float | None) -> str:
-    return "n/a" if x is None else f"{x:+.2f} %"
 
 

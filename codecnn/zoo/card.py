@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from codecnn.evaluate.bd import format_bd_rate
 from codecnn.io.atomic import (
     atomic_output,
     save_figure_atomic,
@@ -233,10 +234,6 @@ def plot_card(card: dict[str, Any], path: Path) -> Path:
     return save_figure_atomic(fig, path, dpi=100)
 
 
-def _pct(x: float | None) -> str:
-    return "n/a" if x is None else f"{x:+.2f} %"
-
-
 def _sequence_table(h: dict[str, Any]) -> list[str]:
     """The per-held-out-sequence table: always-on gain per QP, BD-rate, switched BD-rate."""
     qps = [str(r["qp"]) for r in h["per_qp"]]
@@ -245,8 +242,9 @@ def _sequence_table(h: dict[str, Any]) -> list[str]:
              "|---|---|---:|" + "---:|" * len(qps) + "---:|---:|"]
     for name, s in h["sequences"].items():
         cells = [f"{s['per_qp'][q]['gain_db']:+.4f}" if q in s["per_qp"] else "" for q in qps]
-        lines.append(f"| {name} | {s['size']} | {s['frames']} | " + " | ".join(cells)
-                     + f" | {_pct(s['bd_rate_pchip'])} | {_pct(s['switch_bd_rate_pchip'])} |")
+        bd = [format_bd_rate(s[k]) for k in ("bd_rate_pchip", "switch_bd_rate_pchip")]
+        lines.append(f"| {name} | {s['size']} | {s['frames']} | " + " | ".join([*cells, *bd])
+                     + " |")
     return lines
 
 
@@ -256,7 +254,6 @@ def card_markdown(card: dict[str, Any]) -> str:
     t = card["training"]
     m = t["machine"]
 
-    pct = _pct
     lines = [
         f"# zoo:{card['name']}",
         "",
@@ -266,8 +263,8 @@ def card_markdown(card: dict[str, Any]) -> str:
         + ", ".join(f"{k}={v}" for k, v in card["model_config"].items()) + ")",
         f"- {card['params']:,} parameters, {card['kmac_per_pixel']:.1f} kMAC/px, "
         f"input planes {', '.join(card['planes'])}",
-        f"- held-out BD-rate (PCHIP, luma): **{pct(h['bd_rate_pchip'])}** always on, "
-        f"**{pct(h['switch_bd_rate_pchip'])}** with CTU switching "
+        f"- held-out BD-rate (PCHIP, luma): **{format_bd_rate(h['bd_rate_pchip'])}** always on, "
+        f"**{format_bd_rate(h['switch_bd_rate_pchip'])}** with CTU switching "
         f"(target {TARGET_BD_RATE:+.1f} %)",
         f"- trained {t['steps']} steps (best validation at step {t['best_step']}) in "
         f"{(t['wall_time_s'] or 0) / 60:.0f} min on {m['cpu']} ({m['cores']} cores, "
