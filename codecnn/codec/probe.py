@@ -43,8 +43,6 @@ def probe_video(ff: str, in_args: list[str], vf: list[str], path: Path) -> tuple
     return int(w.group(1)), int(h.group(1)), rate
 
 
-
-
 def probe_copy(ff: str, path: Path) -> tuple[int, int, str, int]:
     """(width, height, rate, frames) of the first video stream, from a stream copy to nowhere
     (no decoding). rate is FFmpeg's rate syntax ("30000/1001" for 29.97)."""
