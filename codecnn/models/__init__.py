@@ -19,22 +19,14 @@ import os
 from typing import Any
 
 from codecnn.errors import CodecnnError, DataError
+from codecnn.models.budget import fit_budget
 from codecnn.models.imdn import IMDN, IMDNConfig
 from codecnn.models.lop import LOP, LOPConfig
 from codecnn.models.mobile import MobileConfig, MobileNet
 from codecnn.models.rcan import RCAN, RCANConfig
 from codecnn.models.rdn import KNOWN_PLANES, RDB, RDN, RDNConfig
+from codecnn.models.registry import MODELS, model_from_config
 from codecnn.models.resnet import ResNet, ResNetConfig
-
-# The one name → (constructor, config dataclass) table.
-MODELS: dict[str, tuple[type, type]] = {
-    "rdn": (RDN, RDNConfig),
-    "resnet": (ResNet, ResNetConfig),
-    "imdn": (IMDN, IMDNConfig),
-    "rcan": (RCAN, RCANConfig),
-    "mobile": (MobileNet, MobileConfig),
-    "lop": (LOP, LOPConfig),
-}
 
 # Presets from the research notes this project grew from: name → (model name, config).
 PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
@@ -75,22 +67,6 @@ def resolve_preset(name: str) -> tuple[str, dict[str, Any]]:
     raise CodecnnError(f"unknown model or preset {name!r} (known: {known})")
 
 
-def model_from_config(model_name: str, config: dict[str, Any]):
-    """Build model `model_name` from a plain config dict (as stored in a checkpoint)."""
-    if model_name not in MODELS:
-        raise CodecnnError(f"unknown model {model_name!r} (known: {', '.join(MODELS)})")
-    cls, cfg_cls = MODELS[model_name]
-    names = {f.name for f in dataclasses.fields(cfg_cls)}
-    extra = sorted(set(config) - names)
-    if extra:
-        raise CodecnnError(f"model {model_name!r} has no option(s) {', '.join(extra)}")
-    try:
-        cfg = cfg_cls(**config)
-    except (TypeError, ValueError) as e:
-        raise CodecnnError(f"model {model_name!r}: {e}") from None
-    return cls(cfg)
-
-
 def build_model(name: str, planes: tuple[str, ...] | None = None,
                 budget_kmac: float | None = None, **overrides: Any):
     """Preset ("rdn-s", "rdn-m", "rdn-ds") or model name ("rdn", "imdn", ...) → a freshly
@@ -110,8 +86,6 @@ def resolve_config(name: str, planes: tuple[str, ...] | None = None,
         cfg["planes"] = tuple(planes)
     cfg.update(overrides)
     if budget_kmac is not None:
-        from codecnn.models.budget import fit_budget
-
         model_from_config(model_name, cfg)  # a bad option is reported as such, not as cost
         cfg = fit_budget(model_name, cfg, budget_kmac, fixed=tuple(overrides))
     return model_name, cfg

@@ -16,6 +16,8 @@ from typing import Any
 import torch
 
 from codecnn.errors import CodecnnError
+from codecnn.models.complexity import count_macs
+from codecnn.models.registry import MODELS, model_from_config
 
 TOLERANCE = 0.05
 
@@ -34,9 +36,6 @@ _MIN = {"features": 4}
 
 def config_kmac(model_name: str, config: dict[str, Any], ctu: int = 128) -> float:
     """kMAC per output pixel of the model `config` builds, on a (ctu + 2·border)² tile."""
-    from codecnn.models import MODELS, model_from_config
-    from codecnn.models.complexity import count_macs
-
     _, cfg_cls = MODELS[model_name]
     border = config.get("border", next(f.default for f in dataclasses.fields(cfg_cls)
                                        if f.name == "border"))
@@ -66,8 +65,6 @@ def fit_budget(model_name: str, config: dict[str, Any], kmac: float,
     if primary in fixed:
         raise CodecnnError(f"--budget-kmac scales {model_name}'s {primary} or {secondary}; "
                            f"both are set by hand")
-    from codecnn.models import MODELS
-
     defaults = {f.name: f.default for f in dataclasses.fields(MODELS[model_name][1])}
     base = {**defaults, **config}
     ratios = {t: base[t] / base[primary] for t in tied}
