@@ -35,6 +35,7 @@ from typing import Any
 from codecnn import __version__
 from codecnn.errors import CodecnnError, DataError
 from codecnn.experiments.space import SearchSpace, realise, to_point
+from codecnn.experiments.sweep_report import write_report
 from codecnn.io.atomic import write_json_atomic
 from codecnn.train.config import TrainConfig
 
@@ -314,8 +315,6 @@ def run_sweep(settings: SweepSettings, sweep_dir: str | os.PathLike, trials: int
     """
     from tqdm import tqdm
 
-    from codecnn.experiments.sweep_report import write_report
-
     sweep_dir = Path(sweep_dir)
     world, rank = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0"))
     if world > 1 and only_trial is None:
@@ -340,8 +339,9 @@ def run_sweep(settings: SweepSettings, sweep_dir: str | os.PathLike, trials: int
                  f"features {p['features']}, blocks {p['blocks']}, crop {p['crop'] or 'CTU'}, "
                  f"loss {p['loss']}, {p['kmac']:.1f} kMAC/px → {done['score']:+.4f} dB "
                  f"({done['status']})")
-            report = write_report(sweep_dir, settings, figures=False)
+            report = write_report(sweep_dir, settings, finished_trials(sweep_dir),
+                                  figures=False)
     bar.close()
     if writer:
-        report = write_report(sweep_dir, settings)
+        report = write_report(sweep_dir, settings, finished_trials(sweep_dir))
     return report

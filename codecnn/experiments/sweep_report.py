@@ -26,12 +26,11 @@ def _row(t: dict[str, Any]) -> dict[str, Any]:
             "score": t["score"], "status": t["status"]}
 
 
-def write_report(sweep_dir: Path, settings, figures: bool = True) -> dict[str, Any]:
-    """Write results.{json,md,csv} for the finished trials and, with `figures`, scores.png
-    and tb/ (seconds each: once per invocation); returns the report."""
-    from codecnn.experiments.sweep import finished_trials
-
-    trials = finished_trials(sweep_dir)
+def write_report(sweep_dir: Path, settings, trials: list[dict[str, Any]],
+                 figures: bool = True) -> dict[str, Any]:
+    """Write results.{json,md,csv} for the finished `trials` (trial.json merged with
+    result.json, in trial order) and, with `figures`, scores.png and tb/ (seconds each: once
+    per invocation); returns the report."""
     rows = [_row(t) for t in trials]
     best = max(rows, key=lambda r: r["score"]) if rows else None
     report = {"settings": settings.to_dict(), "finished": len(rows),
