@@ -53,8 +53,8 @@ class Size:
 
 # Step times measured on the project's 2-core CPU (fp32, channels_last, 64×64 crops): at
 # batch 16 rdn-s about 1.8-3.6 s, rdn-m 3.8-7.5 s, rdn-ds 2.0-4.0 s (the higher figures with
-# other work on the machine); at batch 64 the 30 kMAC/px families 0.25 s (lop) to 1.5 s
-# (mobile), 4.9 s for all six, plus loading. With the held-out stills the defaults below
+# other work on the machine), about twice that at batch 32 (11 s for the three); at batch 64
+# the 30 kMAC/px families 0.25 s (lop) to 1.5 s (mobile), 4.9 s for all six, plus loading. With the held-out stills the defaults below
 # come to about 2 hours once the corpus is built. The held-out clip (bigbuckbunny, 32
 # frames of 1280×720) is left to --full: at rdn-m's 523 kMAC/px it alone would take longer
 # on the CPU than the training.
@@ -70,7 +70,7 @@ CODEC_NOTE = {"hevc": "trained on HEVC, where networks learn from scratch within
                       "(on VVC they stay at the identity); use --full on a GPU for VVC",
               "vvc": "trained on VVC: CPU-sized runs from scratch have stayed at the "
                      "identity there, so expect gains near 0"}
-SEED_RDN = {"cpu": Size(500, 16, 64, 1e-3, 250, HELDOUT_STILLS, True, "hevc"),
+SEED_RDN = {"cpu": Size(500, 32, 64, 1e-3, 250, HELDOUT_STILLS, True, "hevc"),
             "full": Size(40000, 32, None, 5e-4, 2000, None, False, "vvc")}
 BUDGET = {"cpu": Size(1000, 64, 64, 2e-3, 500, HELDOUT_STILLS, True, "hevc"),
           "full": Size(40000, 32, None, 1e-3, 2000, None, False, "vvc")}
