@@ -54,10 +54,10 @@ class Size:
 # Step times measured on the project's 2-core CPU (fp32, channels_last, 64×64 crops): at
 # batch 16 rdn-s about 1.8-3.6 s, rdn-m 3.8-7.5 s, rdn-ds 2.0-4.0 s (the higher figures with
 # other work on the machine), about twice that at batch 32 (11 s for the three); at batch 64
-# the 30 kMAC/px families 0.25 s (lop) to 1.5 s (mobile), 4.9 s for all six, plus loading. With the held-out stills the defaults below
-# come to about 2 hours once the corpus is built. The held-out clip (bigbuckbunny, 32
-# frames of 1280×720) is left to --full: at rdn-m's 523 kMAC/px it alone would take longer
-# on the CPU than the training.
+# the 30 kMAC/px families 0.25 s (lop) to 1.5 s (mobile), 4.9 s for all six, plus loading.
+# With the held-out stills the defaults below come to about 2 hours once the corpus is built.
+# The held-out clip (bigbuckbunny, 32 frames of 1280×720) is left to --full: at rdn-m's 523
+# kMAC/px it alone would take longer on the CPU than the training.
 #
 # The CPU size trains on the HEVC corpus. Trained from scratch on VVC, nothing learns in
 # CPU-sized runs: the budget families at 600 steps (batch 16) stayed at the identity

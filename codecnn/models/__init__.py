@@ -40,6 +40,10 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
     # (about 28 kMAC/px); the recipe of the shipped VVC model.
     "rdn-cpu": ("rdn", {"features": 24, "blocks": 3, "layers": 4, "growth": 12,
                         "updown": True}),
+    # The same cost with the body at full resolution: 11 maps, 3 RDBs × 6 layers, g=6 (about
+    # 30 kMAC/px). Trained alike on HEVC for the same wall time it gained about twice what
+    # rdn-cpu did on the held-out set (BENCHMARKS.md, "Half against full resolution").
+    "rdn-cpu-full": ("rdn", {"features": 11, "blocks": 3, "layers": 6, "growth": 6}),
 }
 
 # Keys every checkpoint written by codecnn.train holds.
